@@ -1,0 +1,224 @@
+"""Temporal Fiber Fusion against a float64 reference written straight from the paper's equations (1)-(5)."""
+
+import doctest
+import itertools
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import tempflex.fusion as fusion
+from tempflex.fusion import PATHS, TemporalFiberFusion, gated_memory_scan
+
+
+def loop_scan(alpha: torch.Tensor, x: torch.Tensor, one_minus_alpha: torch.Tensor | None = None) -> torch.Tensor:
+    """m_f = a_f m_{f-1} + (1 - a_f) x_f, m_{-1} = 0, one frame at a time (frames on dim -2)."""
+    one_minus_alpha = 1 - alpha if one_minus_alpha is None else one_minus_alpha
+    state = torch.zeros_like(x[..., 0, :])
+    out = []
+    for f in range(x.shape[-2]):
+        state = alpha[..., f, :] * state + one_minus_alpha[..., f, :] * x[..., f, :]
+        out.append(state)
+    return torch.stack(out, dim=-2)
+
+
+def relative_error(value: torch.Tensor, reference: torch.Tensor) -> float:
+    return ((value.double() - reference).abs().max() / reference.abs().max()).item()
+
+
+@pytest.mark.parametrize("frames", [1, 2, 3, 7, 64, 100, 512])
+@pytest.mark.parametrize("chunk_size", [None, 2, 5, 16])
+def test_scan_matches_float64_loop(frames, chunk_size):
+    generator = torch.Generator().manual_seed(frames)
+    alpha = torch.empty(3, frames, 8).uniform_(1e-4, 1 - 1e-4, generator=generator)
+    x = torch.randn(3, frames, 8, generator=generator)
+    reference = loop_scan(alpha.double(), x.double())
+    assert relative_error(gated_memory_scan(alpha, x, chunk_size=chunk_size), reference) <= 1e-5
+
+
+def test_scan_is_stable_for_gates_within_1e_6_of_0_and_1():
+    generator = torch.Generator().manual_seed(0)
+    frames = 512
+    near_one = 1 - torch.rand(2, frames, 16, generator=generator) * 1e-6
+    near_zero = torch.rand(2, frames, 16, generator=generator) * 1e-6
+    pick = torch.rand(2, frames, 16, generator=generator) < 0.5
+    alpha = torch.where(pick, near_one, near_zero)
+    x = torch.randn(2, frames, 16, generator=generator)
+    reference = loop_scan(alpha.double(), x.double())
+    result = gated_memory_scan(alpha, x)
+    assert torch.isfinite(result).all()
+    assert relative_error(result, reference) <= 1e-5
+
+
+def test_scan_with_logit_gates_keeps_the_digits_near_one():
+    """Gates sigmoid(z) with z up to 20 (1 - a ~ 2e-9): passing sigmoid(-z) keeps the memory path exact."""
+    generator = torch.Generator().manual_seed(1)
+    logits = torch.empty(1, 256, 32).uniform_(14, 20, generator=generator)
+    x = torch.randn(1, 256, 32, generator=generator)
+    reference = loop_scan(torch.sigmoid(logits.double()), x.double(), torch.sigmoid(-logits.double()))
+    result = gated_memory_scan(torch.sigmoid(logits), x, one_minus_alpha=torch.sigmoid(-logits))
+    assert relative_error(result, reference) <= 1e-5
+
+
+def test_scan_exact_zero_and_one_gates_and_zero_inputs_have_finite_gradients():
+    alpha = torch.tensor([[1.0, 0.0, 1.0, 0.5, 0.0, 1.0, 1.0, 0.25, 0.0]]).T.expand(9, 4).clone()
+    x = torch.randn(9, 4)
+    x[::3] = 0.0
+    alpha.requires_grad_(True)
+    x.requires_grad_(True)
+    result = gated_memory_scan(alpha, x, chunk_size=2)
+    assert torch.allclose(result, loop_scan(alpha, x), atol=1e-6)
+    result.pow(2).sum().backward()
+    assert torch.isfinite(alpha.grad).all() and torch.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("frames", [5, 64, 300])
+def test_scan_gradients_match_the_loop(frames):
+    generator = torch.Generator().manual_seed(frames)
+    alpha = torch.empty(2, frames, 6, dtype=torch.float64).uniform_(1e-3, 1 - 1e-3, generator=generator)
+    x = torch.randn(2, frames, 6, dtype=torch.float64, generator=generator)
+    weight = torch.randn(2, frames, 6, dtype=torch.float64, generator=generator)
+    grads = []
+    for scan in (gated_memory_scan, loop_scan):
+        a, v = alpha.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        (scan(a, v) * weight).sum().backward()
+        grads.append((a.grad, v.grad))
+    for ours, reference in zip(*grads, strict=True):
+        assert torch.allclose(ours, reference, rtol=1e-10, atol=1e-12)
+
+
+def test_scan_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match="same shape"):
+        gated_memory_scan(torch.rand(4, 3), torch.rand(5, 3))
+
+
+# ---- the module against the equations ------------------------------------------------------------------
+
+
+def reference_layer(layer: fusion.TemporalFiberFusionLayer, x: torch.Tensor) -> torch.Tensor:
+    """One TFF layer in float64, written from equations (1)-(5) with explicit loops over frames."""
+    p = {name: t.detach().double() for name, t in layer.named_parameters()}
+    x = x.double()
+    _, frames, _, dim = x.shape
+    mean = x.mean(dim=1)  # fiber mean, [B, P, D]
+    views = []
+    if "local" in layer.paths:
+        hidden = F.gelu(mean @ p["kernel_mlp.0.weight"].T + p["kernel_mlp.0.bias"])
+        kernel = hidden @ p["kernel_mlp.2.weight"].T + p["kernel_mlp.2.bias"]  # [B, P, 3D]
+        k_prev, k_mid, k_next = kernel[..., :dim], kernel[..., dim : 2 * dim], kernel[..., 2 * dim :]
+        local = torch.stack(
+            [
+                k_prev * x[:, (f - 1) % frames] + k_mid * x[:, f] + k_next * x[:, (f + 1) % frames]
+                for f in range(frames)
+            ],
+            dim=1,
+        )
+        views.append(local)
+    if "memory" in layer.paths:
+        alpha = torch.sigmoid(x @ p["gate_proj.weight"].T)
+        views.append(loop_scan(alpha.transpose(1, 2), x.transpose(1, 2)).transpose(1, 2))
+    if "periodic" in layer.paths:
+        omegas = layer.frequencies.tolist()
+        blocks = p["periodic_proj.weight"].split(dim, dim=1)  # W_w for each frequency
+        periodic = torch.stack(
+            [
+                sum(
+                    math.cos(2 * math.pi * w * f / frames) * (x[:, f] @ W.T)
+                    for w, W in zip(omegas, blocks, strict=True)
+                )
+                for f in range(frames)
+            ],
+            dim=1,
+        )
+        views.append(periodic)
+    if len(views) > 1:
+        beta = torch.softmax(mean @ p["fusion_gate.weight"].T, dim=-1)  # [B, P, paths]
+        y = sum(beta[:, None, :, i, None] * view for i, view in enumerate(views))
+    else:
+        y = views[0]
+    y = y + p["context_scale"] * y.mean(dim=2, keepdim=True)
+    ffn = F.glu(F.gelu(y @ p["ffn_in.weight"].T + p["ffn_in.bias"]) @ p["ffn_out.weight"].T + p["ffn_out.bias"])
+    normed = F.layer_norm(y + ffn, (dim,), p["norm.weight"], p["norm.bias"], layer.norm.eps)
+    return x + normed
+
+
+def randomise(module: torch.nn.Module, seed: int = 0) -> None:
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.3)
+
+
+ALL_SUBSETS = [subset for r in range(1, 4) for subset in itertools.combinations(PATHS, r)]
+
+
+@pytest.mark.parametrize("paths", ALL_SUBSETS, ids=lambda s: "+".join(s))
+@pytest.mark.parametrize("frames", [1, 3, 9])
+def test_layer_matches_the_equations(paths, frames):
+    tff = TemporalFiberFusion(12, num_layers=2, kernel_hidden=10, ffn_hidden=14, paths=paths, scan_chunk_size=2)
+    randomise(tff, seed=frames)
+    x = torch.randn(2, frames, 5, 12, generator=torch.Generator().manual_seed(7))
+    reference = x.double()
+    for layer in tff.layers:
+        reference = reference_layer(layer, reference)
+    assert torch.allclose(tff.double()(x.double()), reference, rtol=1e-10, atol=1e-10)
+    assert relative_error(tff.float()(x), reference) <= 1e-4
+
+
+@pytest.mark.parametrize("paths", ALL_SUBSETS, ids=lambda s: "+".join(s))
+def test_switching_a_path_off_removes_its_parameters(paths):
+    names = {name.split(".", 2)[2].split(".")[0] for name, _ in TemporalFiberFusion(8, paths=paths).named_parameters()}
+    owners = {"local": "kernel_mlp", "memory": "gate_proj", "periodic": "periodic_proj"}
+    for path, owner in owners.items():
+        assert (owner in names) == (path in paths)
+    assert ("fusion_gate" in names) == (len(paths) > 1)
+
+
+def test_no_path_is_a_no_op():
+    tff = TemporalFiberFusion(8, paths=())
+    x = torch.randn(1, 4, 3, 8)
+    assert list(tff.parameters()) == [] and torch.equal(tff(x), x)
+
+
+def test_bad_paths_and_shapes_are_rejected():
+    with pytest.raises(ValueError, match="paths"):
+        TemporalFiberFusion(8, paths=("local", "optical_flow"))
+    with pytest.raises(ValueError, match=r"\[B, F, P, 8\]"):
+        TemporalFiberFusion(8)(torch.randn(4, 3, 8))
+
+
+@pytest.mark.parametrize(("frames", "patches"), [(1, 1), (1, 7), (16, 4), (33, 3)])
+def test_identity_at_init(frames, patches):
+    tff = TemporalFiberFusion(16, num_layers=4)
+    x = torch.randn(2, frames, patches, 16)
+    assert torch.equal(tff(x), x)
+
+
+def test_gradient_reaches_every_parameter_after_one_step():
+    torch.manual_seed(0)
+    tff = TemporalFiberFusion(16, num_layers=2, kernel_hidden=16, ffn_hidden=32)
+    x, target = torch.randn(2, 6, 5, 16), torch.randn(2, 6, 5, 16)
+    optimiser = torch.optim.AdamW(tff.parameters(), lr=1e-2)
+    for _ in range(2):
+        optimiser.zero_grad()
+        F.mse_loss(tff(x), target).backward()
+        optimiser.step()
+    optimiser.zero_grad()
+    F.mse_loss(tff(x), target).backward()
+    missing = [name for name, p in tff.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
+    assert missing == []
+
+
+def test_bf16_runs_the_memory_path_in_float32():
+    tff = TemporalFiberFusion(16, num_layers=1)
+    randomise(tff)
+    x = torch.randn(1, 8, 4, 16)
+    full = tff(x)
+    half = tff.to(torch.bfloat16)(x.to(torch.bfloat16))
+    assert half.dtype == torch.bfloat16
+    assert relative_error(half.float(), full.double()) < 5e-2
+
+
+def test_module_doctests():
+    assert doctest.testmod(fusion).failed == 0
