@@ -110,6 +110,8 @@ def test_errors_name_what_is_wrong():
         tower(torch.randn(4, 768), [(0, 2, 2)])
     with pytest.raises(ValueError, match="attn_implementation"):
         VisionTower(tiny_config(), attn_implementation="flex")
+    with pytest.raises(ValueError, match="Flash Attention 2"):  # transformers' own word, until its SigLIP2 has it
+        VisionTower(tiny_config(), attn_implementation="flash_attention_2")
 
 
 def test_module_doctests():

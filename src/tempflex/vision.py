@@ -8,9 +8,14 @@ frame, each frame's patches in raster order, each patch flattened as ``(patch_ro
 encodes each frame as its own sequence and resizes its 16x16 positional table bilinearly to that frame's
 ``(h, w)`` (the paper's "256 -> 2048" extension is this per-frame resize; 2048 is the LLM-token cap of
 ``token_budget``). Frames of different lengths must be padded to share a batch; ``plan_buckets`` sorts the
-frames by length and groups them so that padding stays under ``max_padding`` of each batch's slots (frames
-of one clip, and clips of one size, batch with no padding at all) and no batch exceeds ``max_batch_tokens``.
-The attention mask hides the padding, so a clip's features do not depend on what it was batched with.
+frames by length and groups them so that padding stays under ``max_padding`` of each batch's slots and no
+batch exceeds ``max_batch_tokens``. The default ``max_padding=0.0`` batches only frames of equal length (all
+frames of a clip, clips of one size): no padding and no attention mask, which lets sdpa take its unmasked
+kernels. Measured (``benchmarks/README.md``): on an H100 with a so400m-size encoder, 32 images in 4 sizes
+take 0.15x the time of encoding each alone with equal-length buckets and 0.17x with up to 10% padding (the mask
+costs more than the extra batching wins); 8 images of 8 sizes take 0.90x and 0.87x. Raise ``max_padding`` for
+mixes of many distinct sizes on a GPU. Where there is padding, the attention mask hides it, so a clip's
+features do not depend on what it was batched with.
 
 Example::
 
@@ -54,7 +59,7 @@ def patchify(frames: torch.Tensor, patch_size: int) -> torch.Tensor:
     return patches.reshape(num_frames * rows * cols, patch_size * patch_size * channels)  # [F*h*w, p*p*C]
 
 
-def plan_buckets(lengths: Sequence[int], *, max_padding: float = 0.1, max_batch_tokens: int = 32768) -> list[list[int]]:
+def plan_buckets(lengths: Sequence[int], *, max_padding: float = 0.0, max_batch_tokens: int = 32768) -> list[list[int]]:
     """Group sequences (indices into ``lengths``) into batches with little padding.
 
     Sequences are taken longest first; a sequence joins the open batch while the batch's padded slots
@@ -98,7 +103,7 @@ class VisionTower(nn.Module):
         config: Siglip2VisionConfig,
         *,
         attn_implementation: str = "sdpa",
-        max_padding: float = 0.1,
+        max_padding: float = 0.0,
         max_batch_tokens: int = 32768,
         encoder_model: Siglip2VisionModel | None = None,
     ) -> None:
