@@ -47,6 +47,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 __all__ = ["PATHS", "TemporalFiberFusion", "TemporalFiberFusionLayer", "gated_memory_scan"]
 
@@ -257,6 +258,7 @@ class TemporalFiberFusion(nn.Module):
             raise ValueError(f"need dim >= 1 and num_layers >= 0, got dim={dim}, num_layers={num_layers}")
         self.dim = dim
         self.paths = _check_paths(paths)
+        self.gradient_checkpointing = False  # set by transformers' gradient_checkpointing_enable()
         depth = num_layers if self.paths else 0  # no path: a no-op with no parameters
         self.layers = nn.ModuleList(
             TemporalFiberFusionLayer(
@@ -276,5 +278,8 @@ class TemporalFiberFusion(nn.Module):
         if x.dim() != 4 or x.shape[-1] != self.dim:
             raise ValueError(f"TemporalFiberFusion expects [B, F, P, {self.dim}], got {tuple(x.shape)}")
         for layer in self.layers:
-            x = layer(x)
+            if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+                x = checkpoint(layer, x, use_reentrant=False)
+            else:
+                x = layer(x)
         return x
