@@ -10,7 +10,12 @@ from tempflex.token_budget import fit_image, num_image_tokens, num_video_tokens
 from tempflex.vision import patchify
 
 CONFIG = TempFlexConfig.from_preset("tiny")
-IMAGE, VIDEO, START, END = CONFIG.image_token_id, CONFIG.video_token_id, CONFIG.vision_start_token_id, 10
+IMAGE, VIDEO, START, END = (
+    CONFIG.image_token_id,
+    CONFIG.video_token_id,
+    CONFIG.vision_start_token_id,
+    CONFIG.vision_end_token_id,
+)
 
 
 @pytest.fixture(scope="module")

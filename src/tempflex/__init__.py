@@ -14,15 +14,30 @@ Data flow: pixels -> ``vision.VisionTower`` ``[F, h*w, D]`` -> ``fusion.Temporal
 ``token_budget``.
 """
 
+from transformers import AutoConfig, AutoModel, AutoModelForImageTextToText, AutoProcessor
+
+from tempflex.configuration import TempFlexConfig
 from tempflex.fusion import TemporalFiberFusion, gated_memory_scan
 from tempflex.merger import PatchMerger, pixel_unshuffle_2x2
+from tempflex.modeling import TempFlexForConditionalGeneration
+from tempflex.processing import TempFlexProcessor
 from tempflex.token_budget import baseline_image_tokens, fit_image, num_image_tokens, num_video_tokens
 from tempflex.vision import VisionTower, patchify
+
+# Let transformers' Auto classes load a saved TempFlex folder (AutoConfig / AutoModel... / AutoProcessor).
+# Registration fills transformers' own extension tables; exist_ok makes a re-import harmless.
+AutoConfig.register(TempFlexConfig.model_type, TempFlexConfig, exist_ok=True)
+AutoModel.register(TempFlexConfig, TempFlexForConditionalGeneration, exist_ok=True)
+AutoModelForImageTextToText.register(TempFlexConfig, TempFlexForConditionalGeneration, exist_ok=True)
+AutoProcessor.register(TempFlexConfig, TempFlexProcessor, exist_ok=True)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "PatchMerger",
+    "TempFlexConfig",
+    "TempFlexForConditionalGeneration",
+    "TempFlexProcessor",
     "TemporalFiberFusion",
     "VisionTower",
     "baseline_image_tokens",

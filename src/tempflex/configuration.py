@@ -31,7 +31,7 @@ from tempflex.fusion import PATHS
 
 __all__ = ["PRESETS", "TINY_VOCAB_SIZE", "TempFlexConfig"]
 
-TINY_VOCAB_SIZE = 1024
+TINY_VOCAB_SIZE = 512
 """Vocabulary of the ``tiny`` preset's tokenizer (a byte-level BPE built in-process, no download)."""
 
 # Qwen3's published special-token ids (tokenizer_config.json of Qwen/Qwen3-4B).
@@ -123,11 +123,11 @@ PRESETS: dict[str, dict[str, Any]] = {
             "tie_word_embeddings": True,
         },
         "fusion_num_layers": 2,
-        # ids of build_tiny_tokenizer(): its special tokens come first, in Qwen3's order
-        "image_token_id": 12,
-        "video_token_id": 13,
-        "vision_start_token_id": 9,
-        "vision_end_token_id": 10,
+        # ids of build_tiny_tokenizer(): Qwen3's added tokens, in Qwen3's order, after 486 regular tokens
+        "image_token_id": 498,
+        "video_token_id": 499,
+        "vision_start_token_id": 495,
+        "vision_end_token_id": 496,
     },
     "qwen3-4b": {"vision_config": SIGLIP2_SO400M_PATCH16_NAFLEX, "text_config": QWEN3_4B, **QWEN3_TOKEN_IDS},
     "gemma3-4b": {"vision_config": SIGLIP2_SO400M_PATCH16_NAFLEX, "text_config": GEMMA3_4B_TEXT, **GEMMA3_TOKEN_IDS},

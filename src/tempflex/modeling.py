@@ -66,10 +66,20 @@ class TempFlexPreTrainedModel(PreTrainedModel):
 class TempFlexForConditionalGeneration(TempFlexPreTrainedModel, GenerationMixin):
     """The TempFlex-VL model: ``vision_tower``, ``temporal_fusion``, ``merger``, ``language_model``."""
 
-    def __init__(self, config: TempFlexConfig) -> None:
+    def __init__(
+        self,
+        config: TempFlexConfig,
+        vision_model: PreTrainedModel | None = None,
+        language_model: PreTrainedModel | None = None,
+    ) -> None:
+        """Random towers from ``config``, or the given loaded ``vision_model`` / ``language_model`` (see assembly)."""
         super().__init__(config)
         vision_config, text_config = config.vision_config, config.text_config
-        self.vision_tower = VisionTower(vision_config, attn_implementation=vision_config._attn_implementation or "sdpa")
+        attn = vision_config._attn_implementation or "sdpa"
+        if vision_model is not None:
+            self.vision_tower = VisionTower.from_model(vision_model, attn_implementation=attn)
+        else:
+            self.vision_tower = VisionTower(vision_config, attn_implementation=attn)
         self.temporal_fusion = TemporalFiberFusion(
             vision_config.hidden_size,
             num_layers=config.fusion_num_layers,
@@ -82,8 +92,15 @@ class TempFlexForConditionalGeneration(TempFlexPreTrainedModel, GenerationMixin)
         self.merger = PatchMerger(
             vision_config.hidden_size, text_config.hidden_size, layer_norm_eps=vision_config.layer_norm_eps
         )
-        self.language_model = AutoModelForCausalLM.from_config(text_config)
+        self.language_model = language_model or AutoModelForCausalLM.from_config(text_config)
         self.post_init()
+
+    @classmethod
+    def from_components(cls, vision: str, language: str, **kwargs: object) -> tuple:
+        """``(model, processor)`` from a SigLIP2 and a Qwen3 / Gemma3 checkpoint: see ``tempflex.assembly``."""
+        from tempflex.assembly import assemble
+
+        return assemble(vision, language, **kwargs)
 
     # ---- embeddings plumbing (for generate, resize_token_embeddings, PEFT) --------------------------------
 

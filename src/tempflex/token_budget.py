@@ -33,6 +33,7 @@ from typing import Literal
 __all__ = [
     "baseline_image_tokens",
     "fit_image",
+    "frame_groups",
     "num_image_tokens",
     "num_video_tokens",
     "tiled_grid",
@@ -177,6 +178,22 @@ def num_video_tokens(
         max_aspect_ratio=max_aspect_ratio,
     )
     return frames_to_llm * per_frame
+
+
+def frame_groups(num_frames: int, max_frames_to_llm: int | None = 32) -> list[tuple[int, int]]:
+    """``[start, end)`` frame windows that the model averages into each LLM frame (time pooling).
+
+    The windows of ``torch.nn.functional.adaptive_avg_pool1d`` (start ``floor(i*F/T)``, end ``ceil((i+1)*F/T)``
+    for ``T = min(F, max_frames_to_llm)``): 64 frames -> 32 pairs; 50 frames -> 32 windows of 2 or 3 frames,
+    some overlapping by one. The processor writes each window's timestamp before its tokens.
+
+    >>> frame_groups(4, 2), frame_groups(3, 2)
+    ([(0, 2), (2, 4)], [(0, 2), (1, 3)])
+    """
+    if num_frames < 1:
+        raise ValueError(f"a video needs at least one frame, got num_frames={num_frames!r}")
+    groups = num_frames if max_frames_to_llm is None else min(num_frames, max_frames_to_llm)
+    return [((i * num_frames) // groups, -((-(i + 1) * num_frames) // groups)) for i in range(groups)]
 
 
 def tiled_grid(height: int, width: int, *, tile_size: int = 384, max_tiles: int = 9) -> tuple[int, int]:

@@ -1,0 +1,336 @@
+"""``TempFlexProcessor``: images and videos -> SigLIP2 patches + exactly counted placeholders + tokens.
+
+Use it as Qwen2.5-VL's processor::
+
+    inputs = processor.apply_chat_template(
+        [{"role": "user", "content": [{"type": "image", "image": "cat.png"}, {"type": "text", "text": "What?"}]}],
+        add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt",
+    )
+    output = model.generate(**inputs, max_new_tokens=32)
+
+or ``processor(text=..., images=..., videos=...)`` with one placeholder per image / video in the text.
+
+Images (PIL, a path, or an ``[H, W, C]`` uint8 array) are resized with ``token_budget.fit_image`` (bicubic;
+sides multiples of 32 px), scaled to [0, 1], normalised with mean = std = 0.5 and cut into 16x16 patches in
+SigLIP2's layout (``vision.patchify``). Each image placeholder becomes ``num_image_tokens`` copies. Videos (a
+list of frames, an ``[F, H, W, C]`` array) use ``max_tokens_per_frame`` per frame; their placeholder becomes,
+for each window of frames that the model averages into one LLM frame (``token_budget.frame_groups``), the
+window's start time as text (``<t=2.0s>``) followed by that frame's tokens. Frame times are ``index / fps``
+with ``fps`` from the video part's ``"fps"`` key (default ``default_video_fps``, 1 frame per second, the
+authors' sampling rate).
+
+Training labels: ``apply_chat_template(..., return_assistant_tokens_mask=True)`` also returns ``labels``:
+the ids of assistant turns (their text and end-of-turn token), ``-100`` elsewhere, and ``-100`` on any visual
+placeholder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from transformers.feature_extraction_utils import BatchFeature
+from transformers.processing_utils import ProcessorMixin
+
+from tempflex.chat_templates import CHAT_FORMATS
+from tempflex.token_budget import fit_image, frame_groups
+from tempflex.vision import patchify
+
+__all__ = ["TempFlexProcessor", "placeholder_token_ids"]
+
+_PLACEHOLDER_NAMES = ("image_token", "video_token", "vision_start_token", "vision_end_token")
+
+
+def placeholder_token_ids(tokenizer: Any, chat_format: str) -> dict[str, int]:
+    """``{"image_token_id": ..., ...}`` of a chat format's placeholders, adding those the tokenizer lacks."""
+    if chat_format not in CHAT_FORMATS:
+        raise ValueError(f"unknown chat_format {chat_format!r}; choose from {sorted(CHAT_FORMATS)}")
+    tokens = [CHAT_FORMATS[chat_format][name] for name in _PLACEHOLDER_NAMES]
+    missing = [t for t in tokens if tokenizer.convert_ids_to_tokens(tokenizer.convert_tokens_to_ids(t)) != t]
+    if missing:
+        tokenizer.add_special_tokens({"additional_special_tokens": missing}, replace_extra_special_tokens=False)
+    return {
+        f"{name}_id": tokenizer.convert_tokens_to_ids(token)
+        for name, token in zip(_PLACEHOLDER_NAMES, tokens, strict=True)
+    }
+
+
+def _is_frame(item: Any) -> bool:
+    return isinstance(item, Image.Image) or (isinstance(item, np.ndarray) and item.ndim == 3)
+
+
+def _flatten_images(images: Any) -> list:
+    """``apply_chat_template`` nests media per sample; ``__call__`` accepts one item or (nested) lists."""
+    if images is None:
+        return []
+    if isinstance(images, (list, tuple)):
+        return [leaf for item in images for leaf in _flatten_images(item)]
+    return [images]
+
+
+def _flatten_videos(videos: Any) -> list:
+    """A video is a list of frames, an ``[F, H, W, C]`` array or a path; lists of those nest per sample."""
+    if videos is None:
+        return []
+    if isinstance(videos, (str, Path)) or (isinstance(videos, np.ndarray) and videos.ndim == 4):
+        return [videos]
+    if isinstance(videos, (list, tuple)) and videos and all(_is_frame(frame) for frame in videos):
+        return [list(videos)]
+    return [leaf for item in videos for leaf in _flatten_videos(item)]
+
+
+def _load_image(image: Any) -> np.ndarray:
+    """Any supported image input -> ``[H, W, 3]`` uint8 RGB."""
+    if isinstance(image, (str, Path)):
+        try:
+            with Image.open(image) as opened:
+                return np.asarray(opened.convert("RGB"))
+        except (OSError, ValueError) as error:
+            raise ValueError(f"cannot read image {str(image)!r}: {error}") from error
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB"))
+    if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[-1] in (3, 4):
+        return image[..., :3].astype(np.uint8, copy=False)
+    raise ValueError(f"unsupported image input of type {type(image).__name__}; pass a PIL image, a path or HWC uint8")
+
+
+def _load_video(video: Any) -> np.ndarray:
+    """A list of frames or an ``[F, H, W, C]`` array -> ``[F, H, W, 3]`` uint8."""
+    if isinstance(video, (str, Path)):
+        raise ValueError(
+            f"video file {str(video)!r}: decoding files needs tempflex.media (not yet in this version); "
+            "pass the sampled frames as a list of PIL images"
+        )
+    frames = list(video) if isinstance(video, np.ndarray) else video
+    if not frames:
+        raise ValueError("a video needs at least one frame")
+    decoded = [_load_image(frame) for frame in frames]
+    if len({frame.shape for frame in decoded}) != 1:
+        raise ValueError(f"video frames differ in size: {sorted({frame.shape[:2] for frame in decoded})}")
+    return np.stack(decoded)
+
+
+class TempFlexProcessor(ProcessorMixin):
+    """Tokenizer + TempFlex's own image/video preprocessing + chat template.
+
+    Settings are saved in ``processor_config.json`` by ``save_pretrained``. Build one for a model with
+    ``TempFlexProcessor.for_model(config, tokenizer, chat_format="qwen3" | "gemma3")``.
+    """
+
+    def __init__(
+        self,
+        tokenizer: Any = None,
+        chat_template: str | None = None,
+        patch_size: int = 16,
+        merge_size: int = 2,
+        max_image_tokens: int = 2048,
+        min_image_tokens: int = 4,
+        max_tokens_per_frame: int = 256,
+        max_frames_to_llm: int | None = 32,
+        image_mean: list[float] | None = None,
+        image_std: list[float] | None = None,
+        default_video_fps: float = 1.0,
+        image_token: str = "<|image_pad|>",
+        video_token: str = "<|video_pad|>",
+    ) -> None:
+        # every setting under its parameter's name: ProcessorMixin.to_dict saves exactly those
+        self.patch_size = patch_size
+        self.merge_size = merge_size
+        self.max_image_tokens = max_image_tokens
+        self.min_image_tokens = min_image_tokens
+        self.max_tokens_per_frame = max_tokens_per_frame
+        self.max_frames_to_llm = max_frames_to_llm
+        self.image_mean = list(image_mean) if image_mean is not None else [0.5, 0.5, 0.5]
+        self.image_std = list(image_std) if image_std is not None else [0.5, 0.5, 0.5]
+        self.default_video_fps = default_video_fps
+        self.image_token = image_token
+        self.video_token = video_token
+        self.image_token_id = self._token_id(tokenizer, image_token)
+        self.video_token_id = self._token_id(tokenizer, video_token)
+        super().__init__(tokenizer, chat_template=chat_template)
+
+    @staticmethod
+    def _token_id(tokenizer: Any, token: str) -> int:
+        token_id = tokenizer.convert_tokens_to_ids(token)
+        if token_id is None or token_id == tokenizer.unk_token_id or tokenizer.convert_ids_to_tokens(token_id) != token:
+            raise ValueError(f"the tokenizer has no token {token!r}; add it as a special token first")
+        return token_id
+
+    @classmethod
+    def for_model(cls, config: Any, tokenizer: Any, chat_format: str = "qwen3", **settings: Any) -> TempFlexProcessor:
+        """A processor whose budgets and placeholder ids agree with a ``TempFlexConfig``.
+
+        Adds the chat format's tokens that the tokenizer lacks (e.g. Gemma3's ``<video_soft_token>``) and checks
+        that every placeholder id equals the config's.
+        """
+        token_ids = placeholder_token_ids(tokenizer, chat_format)
+        for name, token_id in token_ids.items():
+            if token_id != getattr(config, name):
+                raise ValueError(f"{name} is {token_id} in the tokenizer but {getattr(config, name)} in the config")
+        fmt = CHAT_FORMATS[chat_format]
+        return cls(
+            tokenizer,
+            chat_template=fmt["chat_template"],
+            patch_size=config.vision_config.patch_size,
+            max_image_tokens=config.max_image_tokens,
+            min_image_tokens=config.min_image_tokens,
+            max_tokens_per_frame=config.max_tokens_per_frame,
+            max_frames_to_llm=config.max_frames_to_llm,
+            image_token=fmt["image_token"],
+            video_token=fmt["video_token"],
+            **settings,
+        )
+
+    # ---- pixels ------------------------------------------------------------------------------------------
+
+    def _to_patches(self, frames: np.ndarray, max_tokens: int) -> tuple[torch.Tensor, list[int]]:
+        """``[F, H, W, 3]`` uint8 -> normalised patches ``[F*h*w, p*p*3]`` and the grid ``[F, h, w]``."""
+        height, width = frames.shape[1:3]
+        resized_height, resized_width = fit_image(
+            height,
+            width,
+            max_tokens=max_tokens,
+            min_tokens=self.min_image_tokens,
+            patch_size=self.patch_size,
+            merge_size=self.merge_size,
+        )
+        if (resized_height, resized_width) != (height, width):
+            frames = np.stack(
+                [
+                    np.asarray(Image.fromarray(frame).resize((resized_width, resized_height), Image.Resampling.BICUBIC))
+                    for frame in frames
+                ]
+            )
+        pixels = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0  # [F, 3, H, W]
+        mean = torch.tensor(self.image_mean).view(1, 3, 1, 1)
+        std = torch.tensor(self.image_std).view(1, 3, 1, 1)
+        patches = patchify((pixels - mean) / std, self.patch_size)  # [F*h*w, p*p*3]
+        return patches, [frames.shape[0], resized_height // self.patch_size, resized_width // self.patch_size]
+
+    def _tokens_per_frame(self, grid: list[int]) -> int:
+        return (grid[1] // self.merge_size) * (grid[2] // self.merge_size)
+
+    def _process_image_inputs(self, images: list) -> tuple[dict, list[str]]:
+        patches, grids, replacements = [], [], []
+        for index, image in enumerate(images):
+            try:
+                frame = _load_image(image)[None]
+                image_patches, grid = self._to_patches(frame, self.max_image_tokens)
+            except ValueError as error:
+                raise ValueError(f"image {index}: {error}") from error
+            patches.append(image_patches)
+            grids.append(grid)
+            replacements.append(self.image_token * self._tokens_per_frame(grid))
+        return {"pixel_values": torch.cat(patches), "image_grid_thw": torch.tensor(grids)}, replacements
+
+    def _process_video_inputs(self, videos: list, fps: list[float]) -> tuple[dict, list[str]]:
+        patches, grids, replacements = [], [], []
+        for index, (video, video_fps) in enumerate(zip(videos, fps, strict=True)):
+            try:
+                frames = _load_video(video)
+                video_patches, grid = self._to_patches(frames, self.max_tokens_per_frame)
+            except ValueError as error:
+                raise ValueError(f"video {index}: {error}") from error
+            patches.append(video_patches)
+            grids.append(grid)
+            frame_tokens = self.video_token * self._tokens_per_frame(grid)
+            replacements.append(
+                "".join(
+                    f"<t={start / video_fps:.1f}s>{frame_tokens}"
+                    for start, _ in frame_groups(grid[0], self.max_frames_to_llm)
+                )
+            )
+        return {"pixel_values_videos": torch.cat(patches), "video_grid_thw": torch.tensor(grids)}, replacements
+
+    # ---- text + pixels -----------------------------------------------------------------------------------
+
+    def __call__(
+        self,
+        images: Any = None,
+        text: str | list[str] | None = None,
+        videos: Any = None,
+        audio: Any = None,
+        video_fps: list[float] | float | None = None,
+        **kwargs: Any,
+    ) -> BatchFeature:
+        """Tokenise ``text`` with every image / video placeholder expanded; return ids and pixel tensors."""
+        if audio is not None:
+            raise ValueError("TempFlex takes no audio input")
+        if text is None:
+            raise ValueError("TempFlexProcessor needs text with one placeholder per image and per video")
+        text = [text] if isinstance(text, str) else list(text)  # a copy: the expansion edits it in place
+        images, videos = _flatten_images(images), _flatten_videos(videos)
+        counts = {
+            "image": (sum(t.count(self.image_token) for t in text), len(images), self.image_token),
+            "video": (sum(t.count(self.video_token) for t in text), len(videos), self.video_token),
+        }
+        for kind, (placeholders, given, token) in counts.items():
+            if placeholders != given:
+                raise ValueError(f"the text has {placeholders} {token} placeholders but {given} {kind}s were given")
+        fps = _flatten_images(video_fps) if video_fps is not None else [self.default_video_fps] * len(videos)
+        if len(fps) != len(videos) or any(f <= 0 for f in fps):
+            raise ValueError(f"need one positive fps per video, got {fps} for {len(videos)} videos")
+
+        merged = self._merge_kwargs(tokenizer_init_kwargs=self.tokenizer.init_kwargs, **kwargs)
+        text_kwargs = merged["text_kwargs"]
+        return_tensors = text_kwargs.pop("return_tensors", None)
+        want_offsets = text_kwargs.pop("return_text_replacement_offsets", merged["return_text_replacement_offsets"])
+        text_kwargs.pop("return_mm_token_type_ids", None)
+
+        data, image_replacements, video_replacements = {}, [], []
+        if images:
+            pixel_data, image_replacements = self._process_image_inputs(images)
+            data.update(pixel_data)
+        if videos:
+            pixel_data, video_replacements = self._process_video_inputs(videos, fps)
+            data.update(pixel_data)
+        text, replacement_offsets = self.get_text_with_replacements(text, image_replacements, video_replacements)
+        text_inputs = self.tokenizer(text, **text_kwargs)
+        self._check_special_mm_tokens(text, text_inputs, modalities=["image", "video"])
+        if want_offsets:
+            text_inputs["text_replacement_offsets"] = replacement_offsets
+        return BatchFeature(
+            {**text_inputs, **data}, tensor_type=return_tensors, skip_tensor_conversion=self.skip_tensor_conversion
+        )
+
+    def _multimodal_inputs_from_conversations(
+        self, conversations: list, audio_loading_params: dict, load_audio_from_video: bool = False
+    ) -> tuple:
+        """transformers' collection of media from messages, plus each video part's ``"fps"``."""
+        images, videos, audios, extra = super()._multimodal_inputs_from_conversations(
+            conversations, audio_loading_params, load_audio_from_video
+        )
+        fps = [
+            float(part.get("fps", self.default_video_fps))
+            for conversation in conversations
+            for message in conversation
+            if isinstance(message.get("content"), list)
+            for part in message["content"]
+            if part.get("type") == "video"
+        ]
+        return images, videos, audios, {**extra, "video_fps": fps} if fps else extra
+
+    def apply_chat_template(self, conversation: Any, *args: Any, **kwargs: Any) -> Any:
+        """transformers' ``apply_chat_template``; with ``return_assistant_tokens_mask=True`` also ``labels``."""
+        output = super().apply_chat_template(conversation, *args, **kwargs)
+        if kwargs.get("return_assistant_tokens_mask") and kwargs.get("tokenize") and kwargs.get("return_dict"):
+            ids = torch.as_tensor(output["input_ids"])
+            supervised = torch.as_tensor(output["assistant_masks"]).bool()
+            supervised &= (ids != self.image_token_id) & (ids != self.video_token_id)
+            labels = torch.where(supervised, ids, torch.full_like(ids, -100))
+            output["labels"] = labels if isinstance(output["input_ids"], torch.Tensor) else labels.tolist()
+        return output
+
+    @property
+    def model_input_names(self) -> list[str]:
+        """Inputs the model's forward takes from this processor."""
+        return [
+            *self.tokenizer.model_input_names,
+            "pixel_values",
+            "image_grid_thw",
+            "pixel_values_videos",
+            "video_grid_thw",
+        ]
