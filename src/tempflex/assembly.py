@@ -79,11 +79,14 @@ def assemble(
     *,
     tokenizer: str | Path | None = None,
     dtype: torch.dtype | None = None,
+    attn_implementation: str = "sdpa",
     **config_overrides: Any,
 ) -> tuple[TempFlexForConditionalGeneration, TempFlexProcessor]:
     """``(model, processor)`` from a SigLIP2 checkpoint and an LLM checkpoint (paths or hub ids).
 
-    ``tokenizer`` defaults to the LLM's; ``config_overrides`` set ``TempFlexConfig`` fields (budgets, TFF).
+    ``tokenizer`` defaults to the LLM's; ``attn_implementation`` is the LLM's (``"sdpa"``, ``"eager"``,
+    ``"flash_attention_2"``; the vision tower stays on sdpa); ``config_overrides`` set ``TempFlexConfig`` fields
+    (budgets, TFF).
     """
     load_kwargs = {"dtype": dtype} if dtype is not None else {}
     vision_model = load_vision_tower(vision, **load_kwargs)
@@ -103,6 +106,9 @@ def assemble(
     )
     processor = TempFlexProcessor.for_model(config, text_tokenizer, chat_format=chat_format)
     model = TempFlexForConditionalGeneration(config, vision_model=vision_model, language_model=language_model)
+    # building the composite config resets the sub-configs' attention choice: set it again
+    model.language_model.set_attn_implementation(attn_implementation)
+    model.vision_tower.encoder_model.set_attn_implementation("sdpa")
     if dtype is not None:
         model = model.to(dtype)
     return model, processor

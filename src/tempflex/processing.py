@@ -44,12 +44,17 @@ __all__ = ["TempFlexProcessor", "placeholder_token_ids"]
 _PLACEHOLDER_NAMES = ("image_token", "video_token", "vision_start_token", "vision_end_token")
 
 
+def _has_token(tokenizer: Any, token: str) -> bool:
+    token_id = tokenizer.convert_tokens_to_ids(token)
+    return isinstance(token_id, int) and tokenizer.convert_ids_to_tokens(token_id) == token
+
+
 def placeholder_token_ids(tokenizer: Any, chat_format: str) -> dict[str, int]:
     """``{"image_token_id": ..., ...}`` of a chat format's placeholders, adding those the tokenizer lacks."""
     if chat_format not in CHAT_FORMATS:
         raise ValueError(f"unknown chat_format {chat_format!r}; choose from {sorted(CHAT_FORMATS)}")
     tokens = [CHAT_FORMATS[chat_format][name] for name in _PLACEHOLDER_NAMES]
-    missing = [t for t in tokens if tokenizer.convert_ids_to_tokens(tokenizer.convert_tokens_to_ids(t)) != t]
+    missing = [token for token in tokens if not _has_token(tokenizer, token)]
     if missing:
         tokenizer.add_special_tokens({"additional_special_tokens": missing}, replace_extra_special_tokens=False)
     return {
@@ -154,10 +159,9 @@ class TempFlexProcessor(ProcessorMixin):
 
     @staticmethod
     def _token_id(tokenizer: Any, token: str) -> int:
-        token_id = tokenizer.convert_tokens_to_ids(token)
-        if token_id is None or token_id == tokenizer.unk_token_id or tokenizer.convert_ids_to_tokens(token_id) != token:
+        if not _has_token(tokenizer, token):
             raise ValueError(f"the tokenizer has no token {token!r}; add it as a special token first")
-        return token_id
+        return tokenizer.convert_tokens_to_ids(token)
 
     @classmethod
     def for_model(cls, config: Any, tokenizer: Any, chat_format: str = "qwen3", **settings: Any) -> TempFlexProcessor:
@@ -171,18 +175,17 @@ class TempFlexProcessor(ProcessorMixin):
             if token_id != getattr(config, name):
                 raise ValueError(f"{name} is {token_id} in the tokenizer but {getattr(config, name)} in the config")
         fmt = CHAT_FORMATS[chat_format]
-        return cls(
-            tokenizer,
-            chat_template=fmt["chat_template"],
-            patch_size=config.vision_config.patch_size,
-            max_image_tokens=config.max_image_tokens,
-            min_image_tokens=config.min_image_tokens,
-            max_tokens_per_frame=config.max_tokens_per_frame,
-            max_frames_to_llm=config.max_frames_to_llm,
-            image_token=fmt["image_token"],
-            video_token=fmt["video_token"],
-            **settings,
-        )
+        values = {
+            "chat_template": fmt["chat_template"],
+            "patch_size": config.vision_config.patch_size,
+            "max_image_tokens": config.max_image_tokens,
+            "min_image_tokens": config.min_image_tokens,
+            "max_tokens_per_frame": config.max_tokens_per_frame,
+            "max_frames_to_llm": config.max_frames_to_llm,
+            "image_token": fmt["image_token"],
+            "video_token": fmt["video_token"],
+        }
+        return cls(tokenizer, **{**values, **settings})
 
     # ---- pixels ------------------------------------------------------------------------------------------
 
@@ -204,7 +207,7 @@ class TempFlexProcessor(ProcessorMixin):
                     for frame in frames
                 ]
             )
-        pixels = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0  # [F, 3, H, W]
+        pixels = torch.from_numpy(np.array(frames)).permute(0, 3, 1, 2).float() / 255.0  # [F, 3, H, W], a writable copy
         mean = torch.tensor(self.image_mean).view(1, 3, 1, 1)
         std = torch.tensor(self.image_std).view(1, 3, 1, 1)
         patches = patchify((pixels - mean) / std, self.patch_size)  # [F*h*w, p*p*3]

