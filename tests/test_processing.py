@@ -193,3 +193,47 @@ def test_qwen3_4b_processor_uses_the_real_ids(qwen3_tokenizer):
     )
     ids = inputs["input_ids"][0]
     assert ids[:3] == [151644, 872, 198] and ids.count(151655) == 6 and 151652 in ids and 151653 in ids
+
+
+def encode_video(path, frames: int, fps: int, size=(48, 64)) -> None:
+    """A real video file: frame k is a flat grey of level 10 * k."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.height, stream.width, stream.pix_fmt = *size, "yuv420p"
+        for k in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((*size, 3), 10 * k, np.uint8), format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+
+
+def test_video_file_is_decoded_and_stamped_with_its_frame_times(processor, model, tmp_path):
+    path = tmp_path / "clip.mp4"
+    encode_video(path, frames=20, fps=10)  # 2 seconds
+    conversation = user({"type": "video", "video": str(path), "fps": 2.0})
+    inputs = processor.apply_chat_template(
+        conversation, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+    )
+    assert inputs["video_grid_thw"].tolist() == [[4, 4, 6]]  # 2 s at 2 fps; 48x64 px -> 64x96 (min 4 tokens)
+    decoded = processor.tokenizer.decode(inputs["input_ids"][0])
+    assert all(f"<t={t}s>" in decoded for t in ("0.0", "0.5", "1.0", "1.5"))
+    with torch.no_grad():
+        assert torch.isfinite(model(**inputs).logits).all()
+
+
+def test_corrupt_video_file_names_the_file(processor, tmp_path):
+    path = tmp_path / "corrupt.mp4"
+    path.write_bytes(b"\x00garbage" * 64)
+    with pytest.raises(ValueError, match=r"video 0: cannot read video .*corrupt.mp4"):
+        processor(text=["<|video_pad|>"], videos=[str(path)])
+
+
+def test_sample_times_fps_and_count():
+    from tempflex.media import sample_times
+
+    assert sample_times(3.0, fps=2.0) == [0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
+    assert sample_times(100.0, fps=1.0, max_frames=64)[:2] == [0.0, 2.0] and len(sample_times(100.0)) == 64
+    assert sample_times(10.0, fps=None, num_frames=4) == [1.25, 3.75, 6.25, 8.75]
+    with pytest.raises(ValueError, match="exactly one"):
+        sample_times(1.0, fps=1.0, num_frames=2)

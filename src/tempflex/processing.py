@@ -13,11 +13,12 @@ or ``processor(text=..., images=..., videos=...)`` with one placeholder per imag
 Images (PIL, a path, or an ``[H, W, C]`` uint8 array) are resized with ``token_budget.fit_image`` (bicubic;
 sides multiples of 32 px), scaled to [0, 1], normalised with mean = std = 0.5 and cut into 16x16 patches in
 SigLIP2's layout (``vision.patchify``). Each image placeholder becomes ``num_image_tokens`` copies. Videos (a
-list of frames, an ``[F, H, W, C]`` array) use ``max_tokens_per_frame`` per frame; their placeholder becomes,
-for each window of frames that the model averages into one LLM frame (``token_budget.frame_groups``), the
-window's start time as text (``<t=2.0s>``) followed by that frame's tokens. Frame times are ``index / fps``
-with ``fps`` from the video part's ``"fps"`` key (default ``default_video_fps``, 1 frame per second, the
-authors' sampling rate).
+file path, a list of frames, an ``[F, H, W, C]`` array) use ``max_tokens_per_frame`` per frame; their
+placeholder becomes, for each window of frames that the model averages into one LLM frame
+(``token_budget.frame_groups``), the window's start time as text (``<t=2.0s>``) followed by that frame's
+tokens. A file is decoded with ``media.load_video`` at the video part's ``"fps"`` (default
+``default_video_fps``: 1 frame per second, at most ``max_video_frames`` = 64, the authors' sampling) and the
+decoded frames' own times are written; given frames are taken as ``1 / fps`` s apart.
 
 Training labels: ``apply_chat_template(..., return_assistant_tokens_mask=True)`` also returns ``labels``:
 the ids of assistant turns (their text and end-of-turn token), ``-100`` elsewhere, and ``-100`` on any visual
@@ -36,6 +37,7 @@ from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 
 from tempflex.chat_templates import CHAT_FORMATS
+from tempflex.media import load_image, load_video
 from tempflex.token_budget import fit_image, frame_groups
 from tempflex.vision import patchify
 
@@ -87,35 +89,19 @@ def _flatten_videos(videos: Any) -> list:
     return [leaf for item in videos for leaf in _flatten_videos(item)]
 
 
-def _load_image(image: Any) -> np.ndarray:
-    """Any supported image input -> ``[H, W, 3]`` uint8 RGB."""
-    if isinstance(image, (str, Path)):
-        try:
-            with Image.open(image) as opened:
-                return np.asarray(opened.convert("RGB"))
-        except (OSError, ValueError) as error:
-            raise ValueError(f"cannot read image {str(image)!r}: {error}") from error
-    if isinstance(image, Image.Image):
-        return np.asarray(image.convert("RGB"))
-    if isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[-1] in (3, 4):
-        return image[..., :3].astype(np.uint8, copy=False)
-    raise ValueError(f"unsupported image input of type {type(image).__name__}; pass a PIL image, a path or HWC uint8")
-
-
-def _load_video(video: Any) -> np.ndarray:
-    """A list of frames or an ``[F, H, W, C]`` array -> ``[F, H, W, 3]`` uint8."""
+def _load_video(video: Any, fps: float, max_frames: int | None) -> tuple[np.ndarray, list[float]]:
+    """A file (decoded at ``fps``), a list of frames or an ``[F, H, W, C]`` array (frames ``1 / fps`` s apart)
+    -> ``[F, H, W, 3]`` uint8 and each frame's time in seconds."""
     if isinstance(video, (str, Path)):
-        raise ValueError(
-            f"video file {str(video)!r}: decoding files needs tempflex.media (not yet in this version); "
-            "pass the sampled frames as a list of PIL images"
-        )
+        clip = load_video(video, fps=fps, max_frames=max_frames)
+        return clip.frames, clip.timestamps
     frames = list(video) if isinstance(video, np.ndarray) else video
     if not frames:
         raise ValueError("a video needs at least one frame")
-    decoded = [_load_image(frame) for frame in frames]
+    decoded = [load_image(frame) for frame in frames]
     if len({frame.shape for frame in decoded}) != 1:
         raise ValueError(f"video frames differ in size: {sorted({frame.shape[:2] for frame in decoded})}")
-    return np.stack(decoded)
+    return np.stack(decoded), [index / fps for index in range(len(decoded))]
 
 
 class TempFlexProcessor(ProcessorMixin):
@@ -138,6 +124,7 @@ class TempFlexProcessor(ProcessorMixin):
         image_mean: list[float] | None = None,
         image_std: list[float] | None = None,
         default_video_fps: float = 1.0,
+        max_video_frames: int | None = 64,
         image_token: str = "<|image_pad|>",
         video_token: str = "<|video_pad|>",
     ) -> None:
@@ -151,6 +138,7 @@ class TempFlexProcessor(ProcessorMixin):
         self.image_mean = list(image_mean) if image_mean is not None else [0.5, 0.5, 0.5]
         self.image_std = list(image_std) if image_std is not None else [0.5, 0.5, 0.5]
         self.default_video_fps = default_video_fps
+        self.max_video_frames = max_video_frames
         self.image_token = image_token
         self.video_token = video_token
         self.image_token_id = self._token_id(tokenizer, image_token)
@@ -220,7 +208,7 @@ class TempFlexProcessor(ProcessorMixin):
         patches, grids, replacements = [], [], []
         for index, image in enumerate(images):
             try:
-                frame = _load_image(image)[None]
+                frame = load_image(image)[None]
                 image_patches, grid = self._to_patches(frame, self.max_image_tokens)
             except ValueError as error:
                 raise ValueError(f"image {index}: {error}") from error
@@ -233,7 +221,7 @@ class TempFlexProcessor(ProcessorMixin):
         patches, grids, replacements = [], [], []
         for index, (video, video_fps) in enumerate(zip(videos, fps, strict=True)):
             try:
-                frames = _load_video(video)
+                frames, timestamps = _load_video(video, video_fps, self.max_video_frames)
                 video_patches, grid = self._to_patches(frames, self.max_tokens_per_frame)
             except ValueError as error:
                 raise ValueError(f"video {index}: {error}") from error
@@ -242,7 +230,7 @@ class TempFlexProcessor(ProcessorMixin):
             frame_tokens = self.video_token * self._tokens_per_frame(grid)
             replacements.append(
                 "".join(
-                    f"<t={start / video_fps:.1f}s>{frame_tokens}"
+                    f"<t={timestamps[start]:.1f}s>{frame_tokens}"
                     for start, _ in frame_groups(grid[0], self.max_frames_to_llm)
                 )
             )
