@@ -189,3 +189,21 @@ def test_save_and_load_give_identical_logits(model, tmp_path):
         before = model(input_ids=ids, pixel_values=patches, image_grid_thw=torch.tensor([grid])).logits
         after = loaded(input_ids=ids, pixel_values=patches, image_grid_thw=torch.tensor([grid])).logits
     assert torch.equal(before, after)
+
+
+def test_generate_encodes_pixels_on_the_first_step_only(model):
+    patches, grid = clip(2, 32, 64, max_tokens=256)
+    ids = torch.tensor([prompt(VIDEO, num_video_tokens(2, 32, 64))])
+    calls = []
+    handle = model.vision_tower.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        model.generate(
+            input_ids=ids,
+            pixel_values_videos=patches,
+            video_grid_thw=torch.tensor([grid]),
+            max_new_tokens=4,
+            do_sample=False,
+        )
+    finally:
+        handle.remove()
+    assert len(calls) == 1
