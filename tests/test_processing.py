@@ -237,3 +237,24 @@ def test_sample_times_fps_and_count():
     assert sample_times(10.0, fps=None, num_frames=4) == [1.25, 3.75, 6.25, 8.75]
     with pytest.raises(ValueError, match="exactly one"):
         sample_times(1.0, fps=1.0, num_frames=2)
+
+
+def test_video_part_options_as_in_qwen_vl_utils(processor, tmp_path):
+    from video_files import encode_video
+
+    path = encode_video(tmp_path / "long.mp4", num_frames=100, fps=10, size=(64, 128))  # 10 s, 64x128 px
+    kwargs = dict(add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt")
+
+    def grid(**options):
+        part = {"type": "video", "video": str(path), **options}
+        return processor.apply_chat_template(user(part), **kwargs)["video_grid_thw"].tolist()[0]
+
+    assert grid() == [10, 4, 8]  # 1 fps, native 64x128 (8 tokens a frame)
+    assert grid(nframes=6) == [6, 4, 8]
+    assert grid(fps=2.0, video_start=2.0, video_end=4.0) == [4, 4, 8]
+    assert grid(max_pixels=64 * 64) == [10, 2, 8]  # at most 4 cells of 32x32 px a frame: 32x128 px
+    # 8 tokens a frame is already under the 16-token floor of fit_video: fewer frames, not less resolution
+    assert grid(max_video_tokens=40) == [5, 4, 8]
+    assert grid(max_video_tokens=8) == [1, 4, 8]
+    with pytest.raises(ValueError, match="unknown video options"):
+        grid(speed=2)

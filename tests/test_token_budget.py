@@ -11,6 +11,7 @@ from tempflex.cli import main
 from tempflex.token_budget import (
     baseline_image_tokens,
     fit_image,
+    fit_video,
     num_image_tokens,
     num_video_tokens,
     tiled_grid,
@@ -128,3 +129,12 @@ def test_cli_plot_writes_png(tmp_path, capsys):
     path = tmp_path / "tokens.png"
     assert main(["tokens", "--plot", str(path)]) == 0
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_fit_video_lowers_resolution_before_time():
+    assert fit_video(64, 720, 1280, max_video_tokens=None) == (64, 256)
+    assert fit_video(64, 720, 1280, max_video_tokens=32 * 252) == (64, 256)  # fits as it is
+    frames, budget = fit_video(64, 720, 1280, max_video_tokens=4096)
+    assert (frames, budget) == (64, 128) and 32 * num_image_tokens(720, 1280, max_tokens=budget) <= 4096
+    frames, budget = fit_video(64, 720, 1280, max_video_tokens=256)
+    assert budget == 16 and min(frames, 32) * num_image_tokens(720, 1280, max_tokens=16) <= 256

@@ -16,9 +16,12 @@ SigLIP2's layout (``vision.patchify``). Each image placeholder becomes ``num_ima
 file path, a list of frames, an ``[F, H, W, C]`` array) use ``max_tokens_per_frame`` per frame; their
 placeholder becomes, for each window of frames that the model averages into one LLM frame
 (``token_budget.frame_groups``), the window's start time as text (``<t=2.0s>``) followed by that frame's
-tokens. A file is decoded with ``media.load_video`` at the video part's ``"fps"`` (default
+tokens. Videos go through ``media.load_video``: a file is sampled at the part's ``"fps"`` (default
 ``default_video_fps``: 1 frame per second, at most ``max_video_frames`` = 64, the authors' sampling) and the
-decoded frames' own times are written; given frames are taken as ``1 / fps`` s apart.
+decoded frames' own times are written; given frames are taken as ``1 / fps`` s apart. A video part takes
+qwen-vl-utils' options (``VIDEO_OPTIONS``: ``fps``, ``nframes``, ``max_frames``, ``video_start``,
+``video_end``, ``max_pixels``) and ``max_video_tokens``, a total budget met by ``token_budget.fit_video``
+(lower resolution first, then fewer frames).
 
 Training labels: ``apply_chat_template(..., return_assistant_tokens_mask=True)`` also returns ``labels``:
 the ids of assistant turns (their text and end-of-turn token), ``-100`` elsewhere, and ``-100`` on any visual
@@ -38,7 +41,7 @@ from transformers.processing_utils import ProcessorMixin
 
 from tempflex.chat_templates import CHAT_FORMATS
 from tempflex.media import load_image, load_video
-from tempflex.token_budget import fit_image, frame_groups
+from tempflex.token_budget import fit_image, fit_video, frame_groups
 from tempflex.vision import patchify
 
 __all__ = ["TempFlexProcessor", "placeholder_token_ids"]
@@ -89,19 +92,8 @@ def _flatten_videos(videos: Any) -> list:
     return [leaf for item in videos for leaf in _flatten_videos(item)]
 
 
-def _load_video(video: Any, fps: float, max_frames: int | None) -> tuple[np.ndarray, list[float]]:
-    """A file (decoded at ``fps``), a list of frames or an ``[F, H, W, C]`` array (frames ``1 / fps`` s apart)
-    -> ``[F, H, W, 3]`` uint8 and each frame's time in seconds."""
-    if isinstance(video, (str, Path)):
-        clip = load_video(video, fps=fps, max_frames=max_frames)
-        return clip.frames, clip.timestamps
-    frames = list(video) if isinstance(video, np.ndarray) else video
-    if not frames:
-        raise ValueError("a video needs at least one frame")
-    decoded = [load_image(frame) for frame in frames]
-    if len({frame.shape for frame in decoded}) != 1:
-        raise ValueError(f"video frames differ in size: {sorted({frame.shape[:2] for frame in decoded})}")
-    return np.stack(decoded), [index / fps for index in range(len(decoded))]
+VIDEO_OPTIONS = ("fps", "nframes", "max_frames", "video_start", "video_end", "max_pixels", "max_video_tokens")
+"""Keys a video part may carry, as in qwen-vl-utils (``max_pixels`` caps each frame's pixels)."""
 
 
 class TempFlexProcessor(ProcessorMixin):
@@ -125,6 +117,7 @@ class TempFlexProcessor(ProcessorMixin):
         image_std: list[float] | None = None,
         default_video_fps: float = 1.0,
         max_video_frames: int | None = 64,
+        max_video_tokens: int | None = None,
         image_token: str = "<|image_pad|>",
         video_token: str = "<|video_pad|>",
     ) -> None:
@@ -139,6 +132,7 @@ class TempFlexProcessor(ProcessorMixin):
         self.image_std = list(image_std) if image_std is not None else [0.5, 0.5, 0.5]
         self.default_video_fps = default_video_fps
         self.max_video_frames = max_video_frames
+        self.max_video_tokens = max_video_tokens
         self.image_token = image_token
         self.video_token = video_token
         self.image_token_id = self._token_id(tokenizer, image_token)
@@ -217,12 +211,43 @@ class TempFlexProcessor(ProcessorMixin):
             replacements.append(self.image_token * self._tokens_per_frame(grid))
         return {"pixel_values": torch.cat(patches), "image_grid_thw": torch.tensor(grids)}, replacements
 
-    def _process_video_inputs(self, videos: list, fps: list[float]) -> tuple[dict, list[str]]:
+    def _sample_video(self, video: Any, options: dict) -> tuple[np.ndarray, list[float], int]:
+        """Frames ``[F, H, W, 3]``, their times, and the per-frame token budget for one video and its options."""
+        unknown = set(options) - set(VIDEO_OPTIONS)
+        if unknown:
+            raise ValueError(f"unknown video options {sorted(unknown)}; expected some of {VIDEO_OPTIONS}")
+        num_frames = options.get("nframes")
+        clip = load_video(
+            video,
+            fps=None if num_frames is not None else float(options.get("fps", self.default_video_fps)),
+            num_frames=num_frames,
+            max_frames=options.get("max_frames", self.max_video_frames),
+            start=options.get("video_start"),
+            end=options.get("video_end"),
+        )
+        budget = self.max_tokens_per_frame
+        if "max_pixels" in options:
+            budget = min(budget, max(1, int(options["max_pixels"]) // (self.patch_size * self.merge_size) ** 2))
+        keep, budget = fit_video(
+            len(clip.frames),
+            *clip.frames.shape[1:3],
+            max_video_tokens=options.get("max_video_tokens", self.max_video_tokens),
+            max_tokens_per_frame=budget,
+            min_tokens_per_frame=min(budget, 16),
+            max_frames_to_llm=self.max_frames_to_llm,
+            min_tokens=self.min_image_tokens,
+            patch_size=self.patch_size,
+            merge_size=self.merge_size,
+        )
+        picks = np.linspace(0, len(clip.frames) - 1, keep).round().astype(int)
+        return clip.frames[picks], [clip.timestamps[i] for i in picks], budget
+
+    def _process_video_inputs(self, videos: list, options: list[dict]) -> tuple[dict, list[str]]:
         patches, grids, replacements = [], [], []
-        for index, (video, video_fps) in enumerate(zip(videos, fps, strict=True)):
+        for index, (video, video_options) in enumerate(zip(videos, options, strict=True)):
             try:
-                frames, timestamps = _load_video(video, video_fps, self.max_video_frames)
-                video_patches, grid = self._to_patches(frames, self.max_tokens_per_frame)
+                frames, timestamps, budget = self._sample_video(video, video_options)
+                video_patches, grid = self._to_patches(frames, budget)
             except ValueError as error:
                 raise ValueError(f"video {index}: {error}") from error
             patches.append(video_patches)
@@ -244,10 +269,14 @@ class TempFlexProcessor(ProcessorMixin):
         text: str | list[str] | None = None,
         videos: Any = None,
         audio: Any = None,
+        video_options: list[dict] | None = None,
         video_fps: list[float] | float | None = None,
         **kwargs: Any,
     ) -> BatchFeature:
-        """Tokenise ``text`` with every image / video placeholder expanded; return ids and pixel tensors."""
+        """Tokenise ``text`` with every image / video placeholder expanded; return ids and pixel tensors.
+
+        ``video_options`` gives one dict per video (keys ``VIDEO_OPTIONS``); ``video_fps`` is a shorthand.
+        """
         if audio is not None:
             raise ValueError("TempFlex takes no audio input")
         if text is None:
@@ -261,9 +290,12 @@ class TempFlexProcessor(ProcessorMixin):
         for kind, (placeholders, given, token) in counts.items():
             if placeholders != given:
                 raise ValueError(f"the text has {placeholders} {token} placeholders but {given} {kind}s were given")
-        fps = _flatten_images(video_fps) if video_fps is not None else [self.default_video_fps] * len(videos)
-        if len(fps) != len(videos) or any(f <= 0 for f in fps):
-            raise ValueError(f"need one positive fps per video, got {fps} for {len(videos)} videos")
+        options = [dict(o) for o in video_options] if video_options is not None else [{} for _ in videos]
+        if video_fps is not None:
+            for option, fps in zip(options, _flatten_images(video_fps), strict=False):
+                option.setdefault("fps", fps)
+        if len(options) != len(videos):
+            raise ValueError(f"got {len(options)} video option sets for {len(videos)} videos")
 
         merged = self._merge_kwargs(tokenizer_init_kwargs=self.tokenizer.init_kwargs, **kwargs)
         text_kwargs = merged["text_kwargs"]
@@ -276,7 +308,7 @@ class TempFlexProcessor(ProcessorMixin):
             pixel_data, image_replacements = self._process_image_inputs(images)
             data.update(pixel_data)
         if videos:
-            pixel_data, video_replacements = self._process_video_inputs(videos, fps)
+            pixel_data, video_replacements = self._process_video_inputs(videos, options)
             data.update(pixel_data)
         text, replacement_offsets = self.get_text_with_replacements(text, image_replacements, video_replacements)
         text_inputs = self.tokenizer(text, **text_kwargs)
@@ -290,19 +322,19 @@ class TempFlexProcessor(ProcessorMixin):
     def _multimodal_inputs_from_conversations(
         self, conversations: list, audio_loading_params: dict, load_audio_from_video: bool = False
     ) -> tuple:
-        """transformers' collection of media from messages, plus each video part's ``"fps"``."""
+        """transformers' collection of media from messages, plus each video part's options (``VIDEO_OPTIONS``)."""
         images, videos, audios, extra = super()._multimodal_inputs_from_conversations(
             conversations, audio_loading_params, load_audio_from_video
         )
-        fps = [
-            float(part.get("fps", self.default_video_fps))
+        options = [
+            {key: value for key, value in part.items() if key not in ("type", "video", "url", "path")}
             for conversation in conversations
             for message in conversation
             if isinstance(message.get("content"), list)
             for part in message["content"]
             if part.get("type") == "video"
         ]
-        return images, videos, audios, {**extra, "video_fps": fps} if fps else extra
+        return images, videos, audios, {**extra, "video_options": options} if options else extra
 
     def apply_chat_template(self, conversation: Any, *args: Any, **kwargs: Any) -> Any:
         """transformers' ``apply_chat_template``; with ``return_assistant_tokens_mask=True`` also ``labels``."""

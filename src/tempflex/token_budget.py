@@ -33,6 +33,7 @@ from typing import Literal
 __all__ = [
     "baseline_image_tokens",
     "fit_image",
+    "fit_video",
     "frame_groups",
     "num_image_tokens",
     "num_video_tokens",
@@ -178,6 +179,50 @@ def num_video_tokens(
         max_aspect_ratio=max_aspect_ratio,
     )
     return frames_to_llm * per_frame
+
+
+def fit_video(
+    num_frames: int,
+    height: int,
+    width: int,
+    *,
+    max_video_tokens: int | None,
+    max_tokens_per_frame: int = 256,
+    min_tokens_per_frame: int = 16,
+    max_frames_to_llm: int | None = 32,
+    min_tokens: int = 4,
+    patch_size: int = 16,
+    merge_size: int = 2,
+) -> tuple[int, int]:
+    """``(frames to keep, per-frame token budget)`` so that a video's LLM tokens fit ``max_video_tokens``.
+
+    Decisions, in order: (1) all frames at ``max_tokens_per_frame`` if that fits; (2) else a lower per-frame
+    budget, ``max_video_tokens // min(F, max_frames_to_llm)``, down to ``min_tokens_per_frame`` (resolution goes
+    before time: temporal coverage is what TFF needs); (3) else fewer frames, evenly spaced, at
+    ``min_tokens_per_frame``. ``max_video_tokens=None``: no total budget.
+
+    >>> fit_video(64, 720, 1280, max_video_tokens=4096)  # 32 LLM frames x 128 tokens
+    (64, 128)
+    >>> fit_video(64, 720, 1280, max_video_tokens=256)   # the 16-token floor (15 cells): 17 frames
+    (17, 16)
+    """
+
+    def tokens(budget: int) -> int:
+        return num_image_tokens(
+            height, width, max_tokens=budget, min_tokens=min(min_tokens, budget), patch_size=patch_size,
+            merge_size=merge_size,
+        )  # fmt: skip
+
+    if max_video_tokens is None:
+        return num_frames, max_tokens_per_frame
+    pooled = num_frames if max_frames_to_llm is None else min(num_frames, max_frames_to_llm)
+    if pooled * tokens(max_tokens_per_frame) <= max_video_tokens:
+        return num_frames, max_tokens_per_frame
+    budget = max(min_tokens_per_frame, max_video_tokens // pooled)
+    if pooled * tokens(budget) <= max_video_tokens:
+        return num_frames, budget
+    floor = tokens(min_tokens_per_frame)
+    return min(num_frames, max(1, max_video_tokens // floor)), min_tokens_per_frame
 
 
 def frame_groups(num_frames: int, max_frames_to_llm: int | None = 32) -> list[tuple[int, int]]:
