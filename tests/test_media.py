@@ -191,3 +191,10 @@ def test_bad_images_name_the_cause(tmp_path):
     Image.new("L", (5000, 5000)).save(tmp_path / "big.png")
     with pytest.raises(MediaError, match=r"5000x5000 .* above max_pixels=1000000"):
         load_image(tmp_path / "big.png", max_pixels=1_000_000)
+
+
+def test_video_bytes_and_data_uri(clip):
+    data = clip.read_bytes()
+    assert indices(load_video(data, num_frames=2)) == [25, 75]
+    uri = "data:video/mp4;base64," + base64.b64encode(data).decode()
+    assert indices(load_video(uri, num_frames=2)) == [25, 75]
