@@ -198,3 +198,12 @@ def test_video_bytes_and_data_uri(clip):
     assert indices(load_video(data, num_frames=2)) == [25, 75]
     uri = "data:video/mp4;base64," + base64.b64encode(data).decode()
     assert indices(load_video(uri, num_frames=2)) == [25, 75]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_sparse_targets_seek_over_long_gaps(tmp_path, backend):
+    """Targets 10 s apart with keyframes every 10 s: the seek path, which must not loop on a far keyframe."""
+    path = encode_video(tmp_path / "sparse.mp4", 400, fps=10, keyframe_every=100)  # 40 s
+    result = load_video(path, num_frames=4, backend=backend, timeout=60)
+    assert indices(result) == [50, 150, 250, 350]
+    assert result.timestamps == pytest.approx([5.0, 15.0, 25.0, 35.0])

@@ -40,6 +40,7 @@ def encode_video(
     size: tuple[int, int] = (64, 128),
     times_ms: list[int] | None = None,
     rotation: int | None = None,
+    keyframe_every: int | None = None,
 ) -> Path:
     """Frames 0..num_frames-1 at ``fps`` (or at ``times_ms`` for a variable frame rate)."""
     height, width = size
@@ -51,6 +52,8 @@ def encode_video(
             stream.codec_context.time_base = Fraction(1, 1000)
         if rotation is not None:
             stream.set_display_rotation(rotation)
+        if keyframe_every is not None:
+            stream.codec_context.gop_size = keyframe_every
         for index in range(num_frames):
             frame = av.VideoFrame.from_ndarray(painted_frame(index, height, width), format="rgb24")
             if times_ms is not None:

@@ -127,6 +127,7 @@ def _decode_pyav(path: Path, targets: list[float], deadline: float) -> tuple[lis
     kept: list[np.ndarray] = []
     times: list[float] = []
     previous, index = None, 0  # the last decoded frame (on screen until the next one)
+    sought_for = -1  # the target index of the last seek: never seek twice for one target
 
     def keep_until(limit: float) -> None:
         nonlocal index
@@ -144,7 +145,8 @@ def _decode_pyav(path: Path, targets: list[float], deadline: float) -> tuple[lis
         frames = container.decode(stream)
         while index < len(targets):
             position = float(previous.time) if previous is not None else float("-inf")
-            if previous is not None and targets[index] - position > SEEK_GAP:
+            if previous is not None and targets[index] - position > SEEK_GAP and sought_for != index:
+                sought_for = index
                 try:  # land on the keyframe before the target, then decode forward
                     container.seek(int(targets[index] / stream.time_base), stream=stream, backward=True)
                     frames = container.decode(stream)
@@ -160,8 +162,8 @@ def _decode_pyav(path: Path, targets: list[float], deadline: float) -> tuple[lis
                 if previous is not None:
                     keep_until(float(frame.time))
                 previous, advanced = frame, True
-                if index < len(targets) and targets[index] - float(frame.time) > SEEK_GAP:
-                    break  # far from the next target: seek
+                if index < len(targets) and targets[index] - float(frame.time) > SEEK_GAP and sought_for != index:
+                    break  # far from the next target: seek (once per target, so a far keyframe cannot loop)
                 if index == len(targets):
                     break
             if not advanced:  # end of stream: the last frame stays on screen
