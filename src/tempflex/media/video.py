@@ -118,24 +118,26 @@ def _stream_span(container: Any, stream: Any) -> tuple[float, float]:
     return first, float("inf")
 
 
-def _decode_pyav(path: Path, targets: list[float], deadline: float) -> tuple[list[np.ndarray], list[float], float]:
+def _decode_pyav(path: Path, targets: list[float], deadline: float) -> tuple[np.ndarray, list[float], float]:
     """The frame on screen at each target (``sampling.select_frames``'s rule), decoding forward and seeking
-    over long gaps; only kept frames are converted to RGB. Returns the frames, their times and the time of
-    the last frame decoded."""
+    over long gaps; only kept frames are converted to RGB, straight into one preallocated ``[F, H, W, 3]``
+    array. Returns the frames, their times and the time of the last frame decoded."""
     import av
 
-    kept: list[np.ndarray] = []
+    kept: np.ndarray | None = None
     times: list[float] = []
     previous, index = None, 0  # the last decoded frame (on screen until the next one)
     sought_for = -1  # the target index of the last seek: never seek twice for one target
 
     def keep_until(limit: float) -> None:
-        nonlocal index
+        nonlocal index, kept
         picture = None
         while index < len(targets) and targets[index] < limit - 1e-6:
             if picture is None:
                 picture = _rotate(previous.to_ndarray(format="rgb24"), previous.rotation)
-            kept.append(picture)
+                if kept is None:
+                    kept = np.empty((len(targets), *picture.shape), np.uint8)
+            kept[index] = picture
             times.append(float(previous.time))
             index += 1
 
@@ -171,7 +173,7 @@ def _decode_pyav(path: Path, targets: list[float], deadline: float) -> tuple[lis
                     keep_until(float("inf"))
                 break
     final = float(previous.time) if previous is not None else float("-inf")
-    return kept, times, final
+    return (kept[:index] if kept is not None else np.empty((0, 0, 0, 3), np.uint8)), times, final
 
 
 def _read_pyav(path: Path, plan: _Plan, deadline: float) -> VideoClip:
@@ -187,16 +189,15 @@ def _read_pyav(path: Path, plan: _Plan, deadline: float) -> VideoClip:
         num_frames = stream.frames or None
     targets = plan.targets(first, last if last != float("inf") else first + 3600.0)
     kept, times, final = _decode_pyav(path, targets, deadline)
-    if not kept:
+    if not len(kept):
         raise MediaError("no decodable frame")
     interval = 1.0 / rate if rate else 0.0
     if targets and final + 2 * interval + 1e-3 < targets[-1]:  # the file ends long before its header says
         last = final + interval
         kept, times, _ = _decode_pyav(path, plan.targets(first, last), deadline)
-    if kept and kept[0].shape[:2] != (height, width):
-        height, width = kept[0].shape[:2]  # after rotation
+    height, width = kept.shape[1:3]  # after rotation
     metadata = VideoMetadata(last - first, rate, width, height, num_frames, "pyav")
-    return VideoClip(np.stack(kept), times, metadata)
+    return VideoClip(kept, times, metadata)
 
 
 def _pyav_rotation(path: Path) -> int:
@@ -227,9 +228,14 @@ def _read_decord(path: Path, plan: _Plan, deadline: float) -> VideoClip:
     frame_times = [round(float(t), 6) for t in spans[:, 0]]
     targets = plan.targets(frame_times[0], float(spans[-1, 1]))
     indices = select_frames(frame_times, targets)
-    if time.monotonic() > deadline:
-        raise TimeoutError
-    frames = np.ascontiguousarray(reader.get_batch(indices).asnumpy()[..., :3])
+    frames = None
+    for begin in range(0, len(indices), 8):  # in chunks, into one array: decord's own buffer stays small
+        chunk = reader.get_batch(indices[begin : begin + 8]).asnumpy()[..., :3]
+        if frames is None:
+            frames = np.empty((len(indices), *chunk.shape[1:]), np.uint8)
+        frames[begin : begin + len(chunk)] = chunk
+        if time.monotonic() > deadline:
+            raise TimeoutError
     rate = float(reader.get_avg_fps()) or None
     height, width = frames.shape[1:3]
     metadata = VideoMetadata(float(spans[-1, 1] - spans[0, 0]), rate, width, height, count, "decord")
