@@ -5,7 +5,7 @@
 - ``sample_times`` / ``select_frames``: which instants and which frames (``sampling``).
 - ``MediaError``: every unreadable input, naming the source and the cause.
 
-Video decoding needs PyAV (``pip install 'tempflex[video]'``); decord is used when installed.
+Video decoding needs PyAV (``pip install 'tempflex[video]'``); decord is an optional second backend.
 """
 
 from tempflex.media.errors import MediaError
