@@ -258,3 +258,13 @@ def test_video_part_options_as_in_qwen_vl_utils(processor, tmp_path):
     assert grid(max_video_tokens=8) == [1, 4, 8]
     with pytest.raises(ValueError, match="unknown video options"):
         grid(speed=2)
+
+
+def test_video_as_bytes_in_a_message(processor, tmp_path):
+    from video_files import encode_video
+
+    data = encode_video(tmp_path / "clip.mp4", num_frames=20, fps=10).read_bytes()
+    inputs = processor.apply_chat_template(
+        user({"type": "video", "video": data}), add_generation_prompt=True, tokenize=True, return_dict=True
+    )
+    assert inputs["video_grid_thw"].tolist()[0][0] == 2  # 2 s at 1 fps

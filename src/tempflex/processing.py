@@ -82,10 +82,10 @@ def _flatten_images(images: Any) -> list:
 
 
 def _flatten_videos(videos: Any) -> list:
-    """A video is a list of frames, an ``[F, H, W, C]`` array or a path; lists of those nest per sample."""
+    """A video is a list of frames, an ``[F, H, W, C]`` array, a path, bytes or a data URI; lists nest per sample."""
     if videos is None:
         return []
-    if isinstance(videos, (str, Path)) or (isinstance(videos, np.ndarray) and videos.ndim == 4):
+    if isinstance(videos, (str, Path, bytes, bytearray)) or (isinstance(videos, np.ndarray) and videos.ndim == 4):
         return [videos]
     if isinstance(videos, (list, tuple)) and videos and all(_is_frame(frame) for frame in videos):
         return [list(videos)]
