@@ -221,6 +221,14 @@ class TempFlexForConditionalGeneration(TempFlexPreTrainedModel, GenerationMixin)
             inputs_embeds = self._merge_visual_features(
                 input_ids, inputs_embeds, pixel_values, image_grid_thw, pixel_values_videos, video_grid_thw
             )
+        if (
+            use_cache is None
+            and cache is None
+            and (labels is not None or (position_ids is not None and attention_mask is None))
+        ):
+            # Training needs no cache, and transformers recognises packed rows (position ids restarting per sample,
+            # no attention mask) only when no cache is built: without this, packed samples would attend to each other.
+            use_cache = False
         return self.language_model(
             attention_mask=attention_mask,
             position_ids=position_ids,

@@ -205,7 +205,7 @@ class TempFlexProcessor(ProcessorMixin):
                 frame = load_image(image)[None]
                 image_patches, grid = self._to_patches(frame, self.max_image_tokens)
             except ValueError as error:
-                raise ValueError(f"image {index}: {error}") from error
+                raise type(error)(f"image {index}: {error}") from error  # MediaError stays MediaError
             patches.append(image_patches)
             grids.append(grid)
             replacements.append(self.image_token * self._tokens_per_frame(grid))
@@ -249,7 +249,7 @@ class TempFlexProcessor(ProcessorMixin):
                 frames, timestamps, budget = self._sample_video(video, video_options)
                 video_patches, grid = self._to_patches(frames, budget)
             except ValueError as error:
-                raise ValueError(f"video {index}: {error}") from error
+                raise type(error)(f"video {index}: {error}") from error  # MediaError stays MediaError
             patches.append(video_patches)
             grids.append(grid)
             frame_tokens = self.video_token * self._tokens_per_frame(grid)

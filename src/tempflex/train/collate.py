@@ -1,0 +1,107 @@
+"""Batching tokenised samples: right padding, or packing several samples into one row.
+
+Both collators drop ``None`` samples (media that failed to load, see ``data.SupervisedDataset``) and
+concatenate the pixel tensors of the kept samples in order, so the model's placeholder scatter meets the
+features of each sample at its own placeholders.
+
+- ``PaddingCollator``: rows padded on the right to the longest sample (``labels`` padded with -100).
+- ``PackingCollator``: whole samples concatenated into rows of at most ``max_length`` tokens (first fit, in
+  order; a sample longer than ``max_length`` gets a row of its own, never cut: a visual span is never split).
+  ``position_ids`` restart at 0 for every sample and no ``attention_mask`` is passed, which is how
+  transformers 5 recognises packed rows: its masking builds a block-causal mask from the position ids
+  (``masking_utils.find_packed_sequence_indices``) for sdpa and eager attention, so no token attends across
+  samples. The first token of each sample is never a target. Each sample's loss equals its unpacked loss
+  (tested).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["PackingCollator", "PaddingCollator"]
+
+_PIXEL_KEYS = (("pixel_values", "image_grid_thw"), ("pixel_values_videos", "video_grid_thw"))
+
+
+def _pixels(samples: list[dict]) -> dict[str, torch.Tensor]:
+    batch = {}
+    for pixels, grid in _PIXEL_KEYS:
+        present = [s for s in samples if s.get(pixels) is not None]
+        if present:
+            batch[pixels] = torch.cat([s[pixels] for s in present])  # [sum patches, p*p*C]
+            batch[grid] = torch.cat([s[grid] for s in present])  # [clips, 3]
+    return batch
+
+
+@dataclass
+class PaddingCollator:
+    """Right-pad ``input_ids`` (with ``pad_token_id``), ``attention_mask`` (0) and ``labels`` (-100)."""
+
+    pad_token_id: int
+
+    def __call__(self, samples: list[dict | None]) -> dict[str, torch.Tensor]:
+        samples = [s for s in samples if s is not None]
+        if not samples:
+            raise ValueError("every sample of this batch failed to load")
+        width = max(s["input_ids"].shape[-1] for s in samples)
+        rows = len(samples)
+        input_ids = torch.full((rows, width), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((rows, width), dtype=torch.long)
+        labels = torch.full((rows, width), -100, dtype=torch.long)
+        for row, sample in enumerate(samples):
+            length = sample["input_ids"].shape[-1]
+            input_ids[row, :length] = sample["input_ids"][0]
+            attention_mask[row, :length] = 1
+            labels[row, :length] = sample["labels"][0]
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels, **_pixels(samples)}
+
+
+@dataclass
+class PackingCollator:
+    """Pack whole samples into rows of at most ``max_length`` tokens with per-sample ``position_ids``."""
+
+    pad_token_id: int
+    max_length: int
+
+    def rows(self, lengths: list[int]) -> list[list[int]]:
+        """Sample indices of each row: first fit, in order (sample order across rows is kept)."""
+        rows: list[list[int]] = []
+        used: list[int] = []
+        for index, length in enumerate(lengths):
+            for row, total in enumerate(used):
+                if total + length <= self.max_length:
+                    rows[row].append(index)
+                    used[row] += length
+                    break
+            else:
+                rows.append([index])
+                used.append(length)
+        return rows
+
+    def __call__(self, samples: list[dict | None]) -> dict[str, torch.Tensor]:
+        samples = [s for s in samples if s is not None]
+        if not samples:
+            raise ValueError("every sample of this batch failed to load")
+        lengths = [s["input_ids"].shape[-1] for s in samples]
+        rows = self.rows(lengths)
+        width = max(sum(lengths[i] for i in row) for row in rows)
+        input_ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(rows), width), -100, dtype=torch.long)
+        position_ids = torch.zeros((len(rows), width), dtype=torch.long)
+        ordered = []
+        for row, members in enumerate(rows):
+            start = 0
+            for index in members:
+                sample, length = samples[index], lengths[index]
+                input_ids[row, start : start + length] = sample["input_ids"][0]
+                sample_labels = sample["labels"][0].clone()
+                sample_labels[0] = -100  # never predict a sample's first token from the previous sample
+                labels[row, start : start + length] = sample_labels
+                position_ids[row, start : start + length] = torch.arange(length)
+                start += length
+                ordered.append(sample)
+            # padding continues the last sample's positions, so it forms no new "sample" of its own
+            position_ids[row, start:] = torch.arange(width - start) + (position_ids[row, start - 1] + 1)
+        return {"input_ids": input_ids, "position_ids": position_ids, "labels": labels, **_pixels(ordered)}

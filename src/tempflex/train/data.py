@@ -1,0 +1,155 @@
+"""Training data: LLaVA-format annotations, YAML mixtures, and a dataset that tokenises with the processor.
+
+A LLaVA-format record (JSON list or JSONL)::
+
+    {"id": "v1", "video": "clips/v1.mp4",
+     "conversations": [{"from": "human", "value": "<video>\\nWhat moves?"}, {"from": "gpt", "value": "A ball."}]}
+
+``"image"`` may be a path or a list of paths (one per ``<image>`` in the text, in order); ``"video"`` a path
+(one ``<video>``); a record with neither is text-only. A media tag missing from the text is put at the start
+of the first human turn, as LLaVA does. Roles: ``human`` -> user, ``gpt`` -> assistant, ``system`` -> system.
+
+A mixture (YAML), the format of the official recipe::
+
+    datasets:
+      - json_path: data/captions.jsonl
+        media_root: data/media        # relative paths in the records resolve here (default: the json's folder)
+        sampling: "first:1000"        # or "random:10%" (seeded) or "all" (default)
+
+``SupervisedDataset[i]`` returns the processor's tensors with ``labels`` (assistant tokens only), or ``None``
+when the sample's media cannot be read: the failure is logged with the record's id and counted in
+``dataset.failures``, and the collator drops the sample; it is never silently replaced by another one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tempflex.media import MediaError
+
+__all__ = ["SupervisedDataset", "load_annotations", "load_mixture", "to_messages"]
+
+logger = logging.getLogger(__name__)
+
+_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
+_TAG = re.compile(r"<(image|video)>\n?")
+
+
+def load_annotations(path: str | Path) -> list[dict]:
+    """Records of a LLaVA-format JSON list or JSONL file."""
+    path = Path(path)
+    text = path.read_text()
+    if path.suffix == ".jsonl":
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+    records = json.loads(text)
+    if not isinstance(records, list):
+        raise ValueError(f"{path}: expected a JSON list of records")
+    return records
+
+
+def _sample(records: list[dict], rule: str, seed: int, source: str) -> list[dict]:
+    if rule in ("all", ""):
+        return records
+    kind, _, amount = rule.partition(":")
+    if kind == "first":
+        return records[: int(amount)]
+    if kind == "random" and amount.endswith("%"):
+        count = round(len(records) * float(amount[:-1]) / 100)
+        return random.Random(seed).sample(records, count)
+    raise ValueError(f"{source}: sampling {rule!r} is not 'all', 'first:N' or 'random:N%'")
+
+
+def load_mixture(path: str | Path, *, seed: int = 0) -> list[tuple[dict, Path]]:
+    """``(record, media_root)`` pairs of every dataset of a YAML mixture, after its sampling rule."""
+    path = Path(path)
+    spec = yaml.safe_load(path.read_text())
+    if not isinstance(spec, dict) or not isinstance(spec.get("datasets"), list):
+        raise ValueError(f"{path}: a mixture needs a 'datasets' list")
+    pairs = []
+    for entry in spec["datasets"]:
+        json_path = (path.parent / entry["json_path"]).resolve()
+        media_root = (path.parent / entry["media_root"]).resolve() if "media_root" in entry else json_path.parent
+        records = _sample(load_annotations(json_path), str(entry.get("sampling", "all")), seed, str(json_path))
+        pairs.extend((record, media_root) for record in records)
+    return pairs
+
+
+def to_messages(record: dict, media_root: Path) -> list[dict]:
+    """A LLaVA record -> chat messages with image / video parts in the order of their tags."""
+    images = record.get("image") or []
+    images = [images] if isinstance(images, str) else list(images)
+    videos = [record["video"]] if record.get("video") else []
+    turns = record.get("conversations") or []
+    if not turns:
+        raise ValueError(f"record {record.get('id')!r} has no conversations")
+    text_tags = sum(len(_TAG.findall(turn["value"])) for turn in turns)
+    media = [("image", media_root / p) for p in images] + [("video", media_root / p) for p in videos]
+    if text_tags == 0 and media:  # LLaVA puts untagged media before the first question
+        first = next(i for i, turn in enumerate(turns) if turn["from"] in ("human", "user"))
+        tags = "".join(f"<{kind}>\n" for kind, _ in media)
+        turns = [*turns[:first], {**turns[first], "value": tags + turns[first]["value"]}, *turns[first + 1 :]]
+    queues = {
+        "image": [str(p) for kind, p in media if kind == "image"],
+        "video": [str(p) for kind, p in media if kind == "video"],
+    }
+    messages = []
+    for turn in turns:
+        role = _ROLES.get(turn["from"])
+        if role is None:
+            raise ValueError(f"record {record.get('id')!r}: unknown speaker {turn['from']!r}")
+        parts, position = [], 0
+        for match in _TAG.finditer(turn["value"]):
+            if match.start() > position:
+                parts.append({"type": "text", "text": turn["value"][position : match.start()]})
+            kind = match.group(1)
+            if not queues[kind]:
+                raise ValueError(f"record {record.get('id')!r}: more <{kind}> tags than {kind} files")
+            parts.append({"type": kind, kind: queues[kind].pop(0)})
+            position = match.end()
+        if position < len(turn["value"]):
+            parts.append({"type": "text", "text": turn["value"][position:]})
+        messages.append({"role": role, "content": parts})
+    leftover = [kind for kind, queue in queues.items() if queue]
+    if leftover:
+        raise ValueError(f"record {record.get('id')!r}: more {leftover[0]} files than <{leftover[0]}> tags")
+    return messages
+
+
+@dataclass
+class SupervisedDataset:
+    """Records tokenised on access: ``input_ids``, ``attention_mask``, ``labels`` and pixel tensors."""
+
+    records: list[tuple[dict, Path]]
+    processor: Any
+    video_options: dict = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict | None:
+        record, media_root = self.records[index]
+        sample_id = str(record.get("id", index))
+        try:
+            messages = to_messages(record, media_root)
+            for message in messages:
+                for part in message["content"]:
+                    if part["type"] == "video":
+                        part.update(self.video_options)
+            output = self.processor.apply_chat_template(
+                messages, tokenize=True, return_dict=True, return_tensors="pt", return_assistant_tokens_mask=True
+            )
+        except MediaError as error:
+            self.failures[sample_id] = str(error)
+            logger.warning("skipping sample %s: %s", sample_id, error)
+            return None
+        output.pop("assistant_masks", None)
+        return {key: value for key, value in output.items()}

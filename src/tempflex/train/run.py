@@ -1,0 +1,109 @@
+"""One training stage through transformers' ``Trainer``: stage recipe -> frozen parts, optimiser groups, schedule.
+
+Command (a smoke run of stage 3 on the tiny preset, CPU)::
+
+    tempflex train --stage 3 --model tiny --data data/train.jsonl --output runs/stage3 --max-steps 20
+
+``train(...)`` freezes what the stage does not train, builds AdamW with one parameter group per trained module
+at the stage's rate, lets the Trainer add the stage's schedule (cosine, 3% warm-up), batches with padding or
+packing, logs every step to ``OUTPUT/loss.jsonl``, and saves a ``from_pretrained``-able model and processor
+in ``OUTPUT``. Samples whose media fail are skipped and reported at the end (``failures.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from tempflex.train.collate import PackingCollator, PaddingCollator
+from tempflex.train.data import SupervisedDataset, load_annotations, load_mixture
+from tempflex.train.stages import Stage, apply_stage, parameter_groups
+
+__all__ = ["LossLog", "load_records", "train"]
+
+logger = logging.getLogger(__name__)
+
+
+class LossLog(TrainerCallback):
+    """Appends every log line of the Trainer (step, loss, learning rate) to a JSONL file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
+        if logs and state.is_world_process_zero:
+            with self.path.open("a") as log:
+                log.write(json.dumps({"step": state.global_step, **logs}) + "\n")
+
+
+def load_records(data: str | Path, *, seed: int = 0) -> list[tuple[dict, Path]]:
+    """``(record, media_root)`` pairs from a YAML mixture or a LLaVA JSON / JSONL file."""
+    data = Path(data)
+    if data.suffix in (".yaml", ".yml"):
+        return load_mixture(data, seed=seed)
+    return [(record, data.parent.resolve()) for record in load_annotations(data)]
+
+
+def train(
+    model: torch.nn.Module,
+    processor: Any,
+    stage: Stage,
+    records: list[tuple[dict, Path]],
+    output_dir: str | Path,
+    *,
+    max_steps: int = -1,
+    batch_size: int = 1,
+    gradient_accumulation_steps: int = 1,
+    packing: bool = False,
+    max_length: int = 8192,
+    gradient_checkpointing: bool = False,
+    seed: int = 0,
+    deepspeed: str | None = None,
+    logging_steps: int = 1,
+) -> Trainer:
+    """Run one stage and save the result in ``output_dir``; returns the Trainer (its ``state`` holds the logs)."""
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    apply_stage(model, stage)
+    dataset = SupervisedDataset(records, processor, video_options={"max_frames": stage.max_frames})
+    pad_id = processor.tokenizer.pad_token_id
+    collator = PackingCollator(pad_id, max_length) if packing else PaddingCollator(pad_id)
+    optimizer = torch.optim.AdamW(parameter_groups(model, stage))
+    args = TrainingArguments(
+        output_dir=str(output_dir),
+        max_steps=max_steps,
+        num_train_epochs=stage.epochs,
+        per_device_train_batch_size=batch_size,
+        gradient_accumulation_steps=gradient_accumulation_steps,
+        lr_scheduler_type=stage.lr_scheduler,
+        warmup_steps=stage.warmup_ratio,  # v5: a float in [0, 1) is a ratio of the total steps
+        logging_steps=logging_steps,
+        save_strategy="no",
+        report_to="none",
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        activation_checkpointing=gradient_checkpointing,
+        use_cpu=not torch.cuda.is_available(),
+        seed=seed,
+        deepspeed=deepspeed,
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        data_collator=collator,
+        optimizers=(optimizer, None),
+        callbacks=[LossLog(output_dir / "loss.jsonl")],
+    )
+    trainer.train()
+    trainer.save_model(str(output_dir))
+    processor.save_pretrained(str(output_dir))
+    if dataset.failures:
+        (output_dir / "failures.json").write_text(json.dumps(dataset.failures, indent=1))
+        logger.warning("%d samples skipped (media failed): see %s", len(dataset.failures), output_dir / "failures.json")
+    return trainer
