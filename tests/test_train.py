@@ -180,3 +180,14 @@ def test_stage_training_lowers_the_loss_and_saves_a_loadable_model(processor, da
     loaded = TempFlexForConditionalGeneration.from_pretrained(tmp_path / "run")
     assert isinstance(loaded, TempFlexForConditionalGeneration) and trainer.state.global_step == 30
     assert TempFlexProcessor.from_pretrained(tmp_path / "run").chat_template == processor.chat_template
+
+
+def test_cli_trains_a_stage_from_a_preset(dataset_file, tmp_path, capsys):
+    from tempflex.cli import main
+
+    output = tmp_path / "stage3"
+    arguments = ["--stage", "3", "--model", "tiny", "--data", str(dataset_file), "--output", str(output)]
+    code = main(["train", *arguments, "--max-steps", "8", "--batch-size", "2", "--packing"])  # one epoch
+    assert code == 0 and "8 steps" in capsys.readouterr().out
+    assert (output / "model.safetensors").exists() and (output / "failures.json").exists()
+    assert len((output / "loss.jsonl").read_text().splitlines()) >= 8

@@ -3,6 +3,8 @@
 Commands:
     tempflex tokens --height 720 --width 1280   # three encoding strategies side by side
     tempflex tokens --plot tokens.png           # the paper's Figure 3 (right): tokens vs resolution
+    tempflex train --stage 3 --model tiny --data train.jsonl --output runs/s3 --max-steps 20
+                                                # one stage of the recipe (torchrun -m tempflex.train ... too)
 """
 
 from __future__ import annotations
@@ -28,6 +30,12 @@ def _tokens(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from tempflex.train.cli import run_training
+
+    return run_training(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``tempflex`` command."""
     parser = argparse.ArgumentParser(prog="tempflex", description="TempFlex-VL toolkit")
@@ -38,6 +46,20 @@ def build_parser() -> argparse.ArgumentParser:
     tokens.add_argument("--max-tokens", type=int, default=2048, help="TempFlex's LLM-token cap per image")
     tokens.add_argument("--plot", metavar="PATH", help="write the tokens-vs-resolution figure (PNG) here")
     tokens.set_defaults(run=_tokens)
+    train = commands.add_parser("train", help="train one stage of the four-stage recipe")
+    train.add_argument("--stage", required=True, help="1-4, a recipe name (stage1_projector_only) or a YAML file")
+    train.add_argument("--model", required=True, help="a preset (tiny, qwen3-4b) or a saved TempFlex folder")
+    train.add_argument("--data", required=True, help="LLaVA-format JSON / JSONL, or a YAML mixture")
+    train.add_argument("--output", required=True, help="folder for the trained model, processor and loss log")
+    train.add_argument("--max-steps", type=int, default=-1, help="stop after N optimiser steps (default: epochs)")
+    train.add_argument("--batch-size", type=int, default=1, help="samples (or packed rows) per device and step")
+    train.add_argument("--grad-accum", type=int, default=1, help="gradient accumulation steps")
+    train.add_argument("--packing", action="store_true", help="pack whole samples into rows of --max-length")
+    train.add_argument("--max-length", type=int, default=8192, help="tokens per packed row")
+    train.add_argument("--gradient-checkpointing", action="store_true", help="recompute activations in backward")
+    train.add_argument("--deepspeed", help="a DeepSpeed config JSON (e.g. the shipped ZeRO-2 one)")
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(run=_train)
     return parser
 
 

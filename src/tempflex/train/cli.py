@@ -1,0 +1,62 @@
+"""``tempflex train``: arguments -> model, processor, records, stage -> ``run.train``.
+
+``--model tiny`` builds the tiny preset with its in-process tokenizer; ``--model qwen3-4b`` the real shapes with
+random weights and the real Qwen3 tokenizer (rebuilt offline); a folder is loaded with ``from_pretrained``
+(e.g. the output of the previous stage, or of ``from_components``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["load_model_and_processor", "run_training"]
+
+
+def load_model_and_processor(spec: str) -> tuple:
+    """A preset name or a saved TempFlex folder -> ``(model, processor)``."""
+    from transformers import AutoProcessor
+
+    from tempflex.configuration import PRESETS, TempFlexConfig
+    from tempflex.modeling import TempFlexForConditionalGeneration
+    from tempflex.processing import TempFlexProcessor
+    from tempflex.tokenization import build_qwen3_tokenizer, build_tiny_tokenizer
+
+    if Path(spec).is_dir():
+        return TempFlexForConditionalGeneration.from_pretrained(spec), AutoProcessor.from_pretrained(spec)
+    tokenizers = {"tiny": build_tiny_tokenizer, "qwen3-4b": build_qwen3_tokenizer}
+    if spec not in PRESETS:
+        raise ValueError(f"--model {spec!r} is neither a folder nor a preset ({sorted(PRESETS)})")
+    if spec not in tokenizers:
+        raise ValueError(
+            f"preset {spec!r} has no offline tokenizer: assemble it with from_components, then pass the folder"
+        )
+    config = TempFlexConfig.from_preset(spec)
+    return TempFlexForConditionalGeneration(config), TempFlexProcessor.for_model(config, tokenizers[spec]())
+
+
+def run_training(args: argparse.Namespace) -> int:
+    """Run one stage from parsed ``tempflex train`` arguments; returns the exit code."""
+    from tempflex.train.run import load_records, train
+    from tempflex.train.stages import load_stage
+
+    stage = load_stage(args.stage)
+    model, processor = load_model_and_processor(args.model)
+    records = load_records(args.data, seed=args.seed)
+    trainer = train(
+        model,
+        processor,
+        stage,
+        records,
+        args.output,
+        max_steps=args.max_steps,
+        batch_size=args.batch_size,
+        gradient_accumulation_steps=args.grad_accum,
+        packing=args.packing,
+        max_length=args.max_length,
+        gradient_checkpointing=args.gradient_checkpointing,
+        seed=args.seed,
+        deepspeed=args.deepspeed,
+    )
+    print(f"stage {stage.name}: {trainer.state.global_step} steps; model and processor saved in {args.output}")
+    return 0
