@@ -191,3 +191,53 @@ def test_cli_trains_a_stage_from_a_preset(dataset_file, tmp_path, capsys):
     assert code == 0 and "8 steps" in capsys.readouterr().out
     assert (output / "model.safetensors").exists() and (output / "failures.json").exists()
     assert len((output / "loss.jsonl").read_text().splitlines()) >= 8
+
+
+def test_lora_trains_only_the_adapters_and_merges_into_a_plain_model(processor, dataset_file, tmp_path):
+    torch.manual_seed(0)
+    model = TempFlexForConditionalGeneration(CONFIG)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    stage = dataclasses.replace(load_stage(2), trainable={"merger": 1e-3, "language_model": 1e-2})
+    records = [pair for pair in load_records(dataset_file) if pair[0]["id"].startswith("img")]
+    apply_stage(model, stage)
+    from tempflex.train.lora import apply_lora
+
+    apply_lora(model, r=4)
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert all(n.startswith("merger.") or ".lora_" in n for n in trainable) and any(".lora_" in n for n in trainable)
+    torch.manual_seed(0)
+    model = TempFlexForConditionalGeneration(CONFIG)  # the same initial weights, now through train(..., lora=...)
+    train(model, processor, stage, records, tmp_path / "lora", max_steps=3, batch_size=2, lora={"r": 4})
+    after = dict(model.named_parameters())
+    assert set(after) == set(before)  # merged: no adapter parameters remain
+    assert torch.equal(after["vision_tower.encoder_model.embeddings.patch_embedding.weight"], before[
+        "vision_tower.encoder_model.embeddings.patch_embedding.weight"
+    ])  # fmt: skip
+    changed = [n for n in before if n.startswith("language_model.") and not torch.equal(before[n], after[n])]
+    assert changed and all(n.endswith("proj.weight") for n in changed)  # only the adapted projections moved
+    loaded = TempFlexForConditionalGeneration.from_pretrained(tmp_path / "lora")
+    assert torch.equal(loaded.state_dict()[changed[0]], after[changed[0]].detach())
+
+
+def test_resuming_reproduces_the_uninterrupted_run(processor, dataset_file, tmp_path):
+    records = [pair for pair in load_records(dataset_file) if pair[0]["id"].startswith("img")]
+    stage = dataclasses.replace(load_stage(2), trainable={"merger": 1e-3, "language_model": 1e-3})
+
+    def losses(folder):
+        lines = (folder / "loss.jsonl").read_text().splitlines()
+        return {json.loads(line)["step"]: json.loads(line)["loss"] for line in lines if '"loss"' in line}
+
+    torch.manual_seed(0)
+    whole = tmp_path / "whole"
+    train(TempFlexForConditionalGeneration(CONFIG), processor, stage, records, whole, max_steps=6, batch_size=2)
+    torch.manual_seed(0)
+    parts = tmp_path / "parts"
+    first = TempFlexForConditionalGeneration(CONFIG)
+    train(first, processor, stage, records, parts, max_steps=6, batch_size=2, save_steps=3, stop_after=3)
+    torch.manual_seed(1)  # a different initialisation: everything must come from the checkpoint
+    train(TempFlexForConditionalGeneration(CONFIG), processor, stage, records, parts, max_steps=6, batch_size=2,
+          save_steps=3, resume=True)  # fmt: skip
+    uninterrupted, resumed = losses(whole), losses(parts)
+    assert sorted(resumed) == list(range(1, 7))
+    for step in range(1, 7):
+        assert abs(uninterrupted[step] - resumed[step]) <= 1e-6, step

@@ -58,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-length", type=int, default=8192, help="tokens per packed row")
     train.add_argument("--gradient-checkpointing", action="store_true", help="recompute activations in backward")
     train.add_argument("--deepspeed", help="a DeepSpeed config JSON (e.g. the shipped ZeRO-2 one)")
+    train.add_argument(
+        "--lora", type=int, metavar="RANK", help="LoRA adapters of this rank on the LLM (merged at the end)"
+    )
+    train.add_argument("--save-steps", type=int, help="write a resumable checkpoint every N steps")
+    train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --output")
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(run=_train)
     return parser

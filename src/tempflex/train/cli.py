@@ -57,6 +57,9 @@ def run_training(args: argparse.Namespace) -> int:
         gradient_checkpointing=args.gradient_checkpointing,
         seed=args.seed,
         deepspeed=args.deepspeed,
+        save_steps=args.save_steps,
+        resume=args.resume,
+        lora={"r": args.lora} if args.lora else None,
     )
     print(f"stage {stage.name}: {trainer.state.global_step} steps; model and processor saved in {args.output}")
     return 0

@@ -24,7 +24,10 @@ from tempflex.train.collate import PackingCollator, PaddingCollator
 from tempflex.train.data import SupervisedDataset, load_annotations, load_mixture
 from tempflex.train.stages import Stage, apply_stage, parameter_groups
 
-__all__ = ["LossLog", "load_records", "train"]
+ZERO2_CONFIG = Path(__file__).parent / "recipes" / "zero2.json"
+"""The DeepSpeed ZeRO-2 config of the paper's training (``--deepspeed`` takes it or your own)."""
+
+__all__ = ["ZERO2_CONFIG", "LossLog", "load_records", "train"]
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +42,17 @@ class LossLog(TrainerCallback):
         if logs and state.is_world_process_zero:
             with self.path.open("a") as log:
                 log.write(json.dumps({"step": state.global_step, **logs}) + "\n")
+
+
+class StopAfter(TrainerCallback):
+    """Ends training after ``steps`` optimiser steps, as an interruption would (for resume tests)."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.global_step >= self.steps:
+            control.should_training_stop = True
 
 
 def load_records(data: str | Path, *, seed: int = 0) -> list[tuple[dict, Path]]:
@@ -65,11 +79,25 @@ def train(
     seed: int = 0,
     deepspeed: str | None = None,
     logging_steps: int = 1,
+    save_steps: int | None = None,
+    resume: bool = False,
+    lora: dict | None = None,
+    stop_after: int | None = None,
 ) -> Trainer:
-    """Run one stage and save the result in ``output_dir``; returns the Trainer (its ``state`` holds the logs)."""
+    """Run one stage and save the result in ``output_dir``; returns the Trainer (its ``state`` holds the logs).
+
+    ``save_steps``: write a resumable checkpoint (model, optimiser, scheduler, RNG, data position) every N
+    steps into ``output_dir/checkpoint-N``; ``resume=True`` continues from the newest one, reproducing the
+    uninterrupted run. ``lora``: PEFT ``LoraConfig`` arguments for the LLM (see ``lora.apply_lora``).
+    ``stop_after``: end after N steps as if interrupted (the schedule still plans ``max_steps``).
+    """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     apply_stage(model, stage)
+    if lora is not None:
+        from tempflex.train.lora import apply_lora
+
+        apply_lora(model, **lora)
     dataset = SupervisedDataset(records, processor, video_options={"max_frames": stage.max_frames})
     pad_id = processor.tokenizer.pad_token_id
     collator = PackingCollator(pad_id, max_length) if packing else PaddingCollator(pad_id)
@@ -83,7 +111,8 @@ def train(
         lr_scheduler_type=stage.lr_scheduler,
         warmup_steps=stage.warmup_ratio,  # v5: a float in [0, 1) is a ratio of the total steps
         logging_steps=logging_steps,
-        save_strategy="no",
+        save_strategy="steps" if save_steps else "no",
+        save_steps=save_steps or 500,
         report_to="none",
         remove_unused_columns=False,
         dataloader_num_workers=0,
@@ -98,9 +127,13 @@ def train(
         train_dataset=dataset,
         data_collator=collator,
         optimizers=(optimizer, None),
-        callbacks=[LossLog(output_dir / "loss.jsonl")],
+        callbacks=[LossLog(output_dir / "loss.jsonl"), *([StopAfter(stop_after)] if stop_after else [])],
     )
-    trainer.train()
+    trainer.train(resume_from_checkpoint=True if resume else None)
+    if lora is not None:
+        from tempflex.train.lora import merge_lora
+
+        merge_lora(model)
     trainer.save_model(str(output_dir))
     processor.save_pretrained(str(output_dir))
     if dataset.failures:
