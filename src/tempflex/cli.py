@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--save-steps", type=int, help="write a resumable checkpoint every N steps")
     train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --output")
+    train.add_argument("--no-shuffle", action="store_true", help="read the records in order")
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(run=_train)
     return parser

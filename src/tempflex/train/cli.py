@@ -37,10 +37,13 @@ def load_model_and_processor(spec: str) -> tuple:
 
 def run_training(args: argparse.Namespace) -> int:
     """Run one stage from parsed ``tempflex train`` arguments; returns the exit code."""
+    from transformers import set_seed
+
     from tempflex.train.run import load_records, train
     from tempflex.train.stages import load_stage
 
     stage = load_stage(args.stage)
+    set_seed(args.seed)  # a preset's random initialisation is then the same in every process and every run
     model, processor = load_model_and_processor(args.model)
     records = load_records(args.data, seed=args.seed)
     trainer = train(
@@ -60,6 +63,7 @@ def run_training(args: argparse.Namespace) -> int:
         save_steps=args.save_steps,
         resume=args.resume,
         lora={"r": args.lora} if args.lora else None,
+        shuffle=not args.no_shuffle,
     )
     print(f"stage {stage.name}: {trainer.state.global_step} steps; model and processor saved in {args.output}")
     return 0

@@ -83,6 +83,7 @@ def train(
     resume: bool = False,
     lora: dict | None = None,
     stop_after: int | None = None,
+    shuffle: bool = True,
 ) -> Trainer:
     """Run one stage and save the result in ``output_dir``; returns the Trainer (its ``state`` holds the logs).
 
@@ -90,6 +91,7 @@ def train(
     steps into ``output_dir/checkpoint-N``; ``resume=True`` continues from the newest one, reproducing the
     uninterrupted run. ``lora``: PEFT ``LoraConfig`` arguments for the LLM (see ``lora.apply_lora``).
     ``stop_after``: end after N steps as if interrupted (the schedule still plans ``max_steps``).
+    ``shuffle=False`` reads the records in order (under torchrun, rank r takes every r-th batch).
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -120,6 +122,7 @@ def train(
         use_cpu=not torch.cuda.is_available(),
         seed=seed,
         deepspeed=deepspeed,
+        train_sampling_strategy="random" if shuffle else "sequential",
     )
     trainer = Trainer(
         model=model,
