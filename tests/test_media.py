@@ -207,3 +207,17 @@ def test_sparse_targets_seek_over_long_gaps(tmp_path, backend):
     result = load_video(path, num_frames=4, backend=backend, timeout=60)
     assert indices(result) == [50, 150, 250, 350]
     assert result.timestamps == pytest.approx([5.0, 15.0, 25.0, 35.0])
+
+
+def test_frame_lists_follow_the_file_rules():
+    frames = [np.full((4, 4, 3), i, np.uint8) for i in range(200)]  # 200 s at the default 1 fps
+    assert len(load_video(frames, num_frames=100, max_frames=64).frames) == 64
+    segment = load_video(frames, start=50, end=60)
+    assert segment.timestamps == [float(t) for t in range(50, 60)] and int(segment.frames[0, 0, 0, 0]) == 50
+    with pytest.raises(ValueError, match="must be after"):
+        load_video(frames, start=6, end=3)
+
+
+def test_bad_video_bytes_name_the_bytes():
+    with pytest.raises(MediaError, match=r"<900 bytes>"):
+        load_video(b"not a video" * 81 + b"!" * 9)

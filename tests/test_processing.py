@@ -268,3 +268,59 @@ def test_video_as_bytes_in_a_message(processor, tmp_path):
         user({"type": "video", "video": data}), add_generation_prompt=True, tokenize=True, return_dict=True
     )
     assert inputs["video_grid_thw"].tolist()[0][0] == 2  # 2 s at 1 fps
+
+
+def test_labels_for_a_batch_of_conversations_without_padding(processor):
+    first = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]
+    second = [{"role": "user", "content": "What is the colour of the sky?"}, {"role": "assistant", "content": "Blue."}]
+    out = processor.apply_chat_template(
+        [first, second], tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+    )
+    decoded = [processor.tokenizer.decode([t for t in row if t != -100]) for row in out["labels"]]
+    assert decoded == ["Hello.<|im_end|>", "Blue.<|im_end|>"]
+
+
+def test_a_frame_budget_below_the_image_floor_still_works(processor):
+    video = [image(64, 128, seed=i) for i in range(3)]
+    inputs = processor(text=["<|video_pad|>"], videos=[video], video_options=[{"max_pixels": 2048}])
+    assert inputs["video_grid_thw"].tolist() == [[3, 2, 4]]  # 2 tokens a frame (one row of two 32x32 cells)
+
+
+def test_bad_video_inputs_are_named(processor):
+    with pytest.raises(ValueError, match="unsupported video input of type int"):
+        processor(text=["<|video_pad|>"], videos=[7])
+    with pytest.raises(ValueError, match="2 video_fps values for 1 videos"):
+        processor(text=["<|video_pad|>"], videos=[[image(32, 32)]], video_fps=[1.0, 2.0])
+    frames = torch.from_numpy(np.stack([np.asarray(image(32, 32, seed=i)) for i in range(2)]))  # [F, H, W, C]
+    assert processor(text=["<|video_pad|>"], videos=[frames])["video_grid_thw"].tolist() == [[2, 4, 4]]
+
+
+def test_gemma3_preset_pairs_with_a_gemma3_processor():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.WordLevel({f"w{i}": i for i in range(262144)} | {"<unk>": 262144}, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="w2", eos_token="w1", pad_token="w0")
+    # Gemma3's layout: <start_of_image> 255999, <end_of_image> 256000, <image_soft_token> 262144
+    vocab = {"<start_of_image>": 255999, "<end_of_image>": 256000}
+    tokenizer.backend_tokenizer.model = models.WordLevel(
+        {**{f"w{i}": i for i in range(262144) if i not in vocab.values()}, **vocab, "<image_soft_token>": 262144},
+        unk_token="<image_soft_token>",
+    )
+    tokenizer.add_special_tokens(
+        {"additional_special_tokens": ["<start_of_image>", "<end_of_image>", "<image_soft_token>"]}
+    )
+    config = TempFlexConfig.from_preset("gemma3-4b")
+    gemma = TempFlexProcessor.for_model(config, tokenizer, chat_format="gemma3")
+    assert gemma.video_token_id == config.video_token_id == 262145 != config.image_token_id
+
+
+def test_presets_are_not_shared_state():
+    built = TempFlexConfig.from_preset("qwen3-4b")
+    built.text_config.rope_parameters["rope_theta"] = 1.0
+    assert TempFlexConfig.from_preset("qwen3-4b").text_config.rope_parameters["rope_theta"] == 1_000_000.0
+    with pytest.raises(ValueError, match="paths"):
+        TempFlexConfig.from_preset("tiny", fusion_paths=["local", "local"])
+    with pytest.raises(ValueError, match="must differ"):
+        TempFlexConfig.from_preset("tiny", video_token_id=CONFIG.image_token_id)

@@ -191,6 +191,8 @@ def test_cli_trains_a_stage_from_a_preset(dataset_file, tmp_path, capsys):
     assert code == 0 and "8 steps" in capsys.readouterr().out
     assert (output / "model.safetensors").exists() and (output / "failures.json").exists()
     assert len((output / "loss.jsonl").read_text().splitlines()) >= 8
+    assert main(["plot-loss", str(output)]) == 0
+    assert (output / "loss.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_lora_trains_only_the_adapters_and_merges_into_a_plain_model(processor, dataset_file, tmp_path):

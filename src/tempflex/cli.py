@@ -5,6 +5,7 @@ Commands:
     tempflex tokens --plot tokens.png           # the paper's Figure 3 (right): tokens vs resolution
     tempflex train --stage 3 --model tiny --data train.jsonl --output runs/s3 --max-steps 20
                                                 # one stage of the recipe (torchrun -m tempflex.train ... too)
+    tempflex plot-loss runs/s3                  # runs/s3/loss.png
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ def _train(args: argparse.Namespace) -> int:
     from tempflex.train.cli import run_training
 
     return run_training(args)
+
+
+def _plot_loss(args: argparse.Namespace) -> int:
+    from tempflex.train.plot import plot_loss
+
+    print(f"wrote {plot_loss(args.run_dir, args.out)}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-shuffle", action="store_true", help="read the records in order")
     train.add_argument("--seed", type=int, default=0)
     train.set_defaults(run=_train)
+    plot = commands.add_parser("plot-loss", help="draw a training run's loss curve (PNG)")
+    plot.add_argument("run_dir", help="the --output folder of tempflex train")
+    plot.add_argument("--out", help="PNG path (default RUN_DIR/loss.png)")
+    plot.set_defaults(run=_plot_loss)
     return parser
 
 

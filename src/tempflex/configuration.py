@@ -21,13 +21,14 @@ The real presets are meant for counting parameters on the meta device, or as the
 
 from __future__ import annotations
 
+import copy
 from typing import Any, ClassVar
 
 from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PreTrainedConfig, Siglip2VisionConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from tempflex.fusion import PATHS
+from tempflex.fusion import PATHS, check_paths
 
 __all__ = ["PRESETS", "TINY_VOCAB_SIZE", "TempFlexConfig"]
 
@@ -94,7 +95,7 @@ GEMMA3_4B_TEXT = {
 # Gemma3's image tokens in its published tokenizer: <start_of_image>, <image_soft_token>, <end_of_image>.
 GEMMA3_TOKEN_IDS = {
     "image_token_id": 262144,
-    "video_token_id": 262144,
+    "video_token_id": 262145,  # <video_soft_token>, which TempFlex appends after the 262,145-token vocabulary
     "vision_start_token_id": 255999,
     "vision_end_token_id": 256000,
 }
@@ -178,10 +179,11 @@ class TempFlexConfig(PreTrainedConfig):
     def __post_init__(self, **kwargs: Any) -> None:
         super().__post_init__(**kwargs)
         self.fusion_frequencies = [int(w) for w in self.fusion_frequencies]
-        self.fusion_paths = [str(p) for p in self.fusion_paths]
-        unknown = [p for p in self.fusion_paths if p not in PATHS]
-        if unknown:
-            raise ValueError(f"fusion_paths {unknown} are not among {PATHS}")
+        self.fusion_paths = list(check_paths(self.fusion_paths))
+        if self.max_frames_to_llm is not None and self.max_frames_to_llm < 1:
+            raise ValueError(f"max_frames_to_llm must be >= 1 or None, got {self.max_frames_to_llm}")
+        if self.image_token_id == self.video_token_id:
+            raise ValueError(f"image_token_id and video_token_id must differ, both are {self.image_token_id}")
         # the LM's own setting decides whether its head shares the embedding matrix
         self.tie_word_embeddings = bool(getattr(self.text_config, "tie_word_embeddings", False))
 
@@ -195,6 +197,6 @@ class TempFlexConfig(PreTrainedConfig):
         """Build a preset (``"tiny"``, ``"qwen3-4b"``, ``"gemma3-4b"``); ``overrides`` replace top-level fields."""
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r}; choose from {sorted(PRESETS)}")
-        values = {key: (dict(value) if isinstance(value, dict) else value) for key, value in PRESETS[name].items()}
+        values = copy.deepcopy(PRESETS[name])  # no change to a built config reaches the shared table
         values.update(overrides)
         return cls(**values)

@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-__all__ = ["PATHS", "TemporalFiberFusion", "TemporalFiberFusionLayer", "gated_memory_scan"]
+__all__ = ["PATHS", "TemporalFiberFusion", "TemporalFiberFusionLayer", "check_paths", "gated_memory_scan"]
 
 PATHS: tuple[str, ...] = ("local", "memory", "periodic")
 """The three temporal views, in the order their fusion weights are stored."""
@@ -129,7 +129,8 @@ def gated_memory_scan(
     return _linear_recurrence(alpha, one_minus_alpha * x, chunk)
 
 
-def _check_paths(paths: Sequence[str]) -> tuple[str, ...]:
+def check_paths(paths: Sequence[str]) -> tuple[str, ...]:
+    """The given TFF paths in canonical order; ValueError for unknown or repeated names."""
     unknown = [p for p in paths if p not in PATHS]
     if unknown or len(set(paths)) != len(paths):
         raise ValueError(f"paths must be distinct names from {PATHS}, got {tuple(paths)}")
@@ -155,7 +156,7 @@ class TemporalFiberFusionLayer(nn.Module):
     ) -> None:
         super().__init__()
         self.dim = dim
-        self.paths = _check_paths(paths)
+        self.paths = check_paths(paths)
         self.scan_chunk_size = scan_chunk_size
         if "local" in self.paths:
             # phi_loc: fiber mean [D] -> depth-wise kernel [3, D] (taps f-1, f, f+1)
@@ -257,7 +258,7 @@ class TemporalFiberFusion(nn.Module):
         if dim < 1 or num_layers < 0:
             raise ValueError(f"need dim >= 1 and num_layers >= 0, got dim={dim}, num_layers={num_layers}")
         self.dim = dim
-        self.paths = _check_paths(paths)
+        self.paths = check_paths(paths)
         self.gradient_checkpointing = False  # set by transformers' gradient_checkpointing_enable()
         depth = num_layers if self.paths else 0  # no path: a no-op with no parameters
         self.layers = nn.ModuleList(

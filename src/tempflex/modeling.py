@@ -187,9 +187,11 @@ class TempFlexForConditionalGeneration(TempFlexPreTrainedModel, GenerationMixin)
                 continue
             if grids is None:
                 raise ValueError(f"{'video_grid_thw' if video else 'image_grid_thw'} is required with its pixels")
-            features = self._encode_clips(pixels, grids.tolist(), video=video).to(inputs_embeds.dtype)
+            features = self._encode_clips(pixels, grids.tolist(), video=video)
+            features = features.to(inputs_embeds.device, inputs_embeds.dtype)  # towers may sit on other devices
             mask = self.get_placeholder_mask(input_ids, token_id, features.shape[0], "video" if video else "image")
-            inputs_embeds = inputs_embeds.masked_scatter(mask.unsqueeze(-1).to(inputs_embeds.device), features)
+            mask = mask.unsqueeze(-1).to(inputs_embeds.device)  # [B, L] -> [B, L, 1]
+            inputs_embeds = inputs_embeds.masked_scatter(mask, features)
         return inputs_embeds
 
     # ---- forward -----------------------------------------------------------------------------------------
@@ -221,6 +223,14 @@ class TempFlexForConditionalGeneration(TempFlexPreTrainedModel, GenerationMixin)
             inputs_embeds = self._merge_visual_features(
                 input_ids, inputs_embeds, pixel_values, image_grid_thw, pixel_values_videos, video_grid_thw
             )
+        prefill = cache is None or cache.get_seq_length() == 0
+        if input_ids is not None and prefill:  # placeholders without pixels would feed raw token embeddings
+            for pixels, token_id, kind in (
+                (pixel_values, self.config.image_token_id, "image"),
+                (pixel_values_videos, self.config.video_token_id, "video"),
+            ):
+                if pixels is None and bool((input_ids == token_id).any()):
+                    raise ValueError(f"input_ids hold {kind} placeholders (id {token_id}) but no {kind} pixels")
         if (
             use_cache is None
             and cache is None

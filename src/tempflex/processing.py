@@ -69,7 +69,7 @@ def placeholder_token_ids(tokenizer: Any, chat_format: str) -> dict[str, int]:
 
 
 def _is_frame(item: Any) -> bool:
-    return isinstance(item, Image.Image) or (isinstance(item, np.ndarray) and item.ndim == 3)
+    return isinstance(item, Image.Image) or (isinstance(item, np.ndarray) and item.ndim in (2, 3))
 
 
 def _flatten_images(images: Any) -> list:
@@ -85,11 +85,15 @@ def _flatten_videos(videos: Any) -> list:
     """A video is a list of frames, an ``[F, H, W, C]`` array, a path, bytes or a data URI; lists nest per sample."""
     if videos is None:
         return []
+    if isinstance(videos, torch.Tensor):
+        videos = videos.numpy()
     if isinstance(videos, (str, Path, bytes, bytearray)) or (isinstance(videos, np.ndarray) and videos.ndim == 4):
         return [videos]
     if isinstance(videos, (list, tuple)) and videos and all(_is_frame(frame) for frame in videos):
         return [list(videos)]
-    return [leaf for item in videos for leaf in _flatten_videos(item)]
+    if isinstance(videos, (list, tuple)):
+        return [leaf for item in videos for leaf in _flatten_videos(item)]
+    raise ValueError(f"unsupported video input of type {type(videos).__name__}: pass a path, bytes, frames or an array")
 
 
 VIDEO_OPTIONS = ("fps", "nframes", "max_frames", "video_start", "video_end", "max_pixels", "max_video_tokens")
@@ -121,6 +125,10 @@ class TempFlexProcessor(ProcessorMixin):
         image_token: str = "<|image_pad|>",
         video_token: str = "<|video_pad|>",
     ) -> None:
+        if tokenizer is None:
+            raise ValueError("TempFlexProcessor needs a tokenizer")
+        if merge_size != 2:
+            raise ValueError(f"merge_size must be 2 (the model's merger is a 2x2 unshuffle), got {merge_size}")
         # every setting under its parameter's name: ProcessorMixin.to_dict saves exactly those
         self.patch_size = patch_size
         self.merge_size = merge_size
@@ -178,7 +186,7 @@ class TempFlexProcessor(ProcessorMixin):
             height,
             width,
             max_tokens=max_tokens,
-            min_tokens=self.min_image_tokens,
+            min_tokens=min(self.min_image_tokens, max_tokens),  # a per-frame budget may be below the image floor
             patch_size=self.patch_size,
             merge_size=self.merge_size,
         )
@@ -190,8 +198,8 @@ class TempFlexProcessor(ProcessorMixin):
                 ]
             )
         pixels = torch.from_numpy(np.array(frames)).permute(0, 3, 1, 2).float() / 255.0  # [F, 3, H, W], a writable copy
-        mean = torch.tensor(self.image_mean).view(1, 3, 1, 1)
-        std = torch.tensor(self.image_std).view(1, 3, 1, 1)
+        mean = torch.tensor(self.image_mean).view(1, 3, 1, 1)  # [1, C, 1, 1]
+        std = torch.tensor(self.image_std).view(1, 3, 1, 1)  # [1, C, 1, 1]
         patches = patchify((pixels - mean) / std, self.patch_size)  # [F*h*w, p*p*3]
         return patches, [frames.shape[0], resized_height // self.patch_size, resized_width // self.patch_size]
 
@@ -292,7 +300,10 @@ class TempFlexProcessor(ProcessorMixin):
                 raise ValueError(f"the text has {placeholders} {token} placeholders but {given} {kind}s were given")
         options = [dict(o) for o in video_options] if video_options is not None else [{} for _ in videos]
         if video_fps is not None:
-            for option, fps in zip(options, _flatten_images(video_fps), strict=False):
+            rates = [video_fps] * len(videos) if isinstance(video_fps, (int, float)) else list(video_fps)
+            if len(rates) != len(videos):
+                raise ValueError(f"got {len(rates)} video_fps values for {len(videos)} videos")
+            for option, fps in zip(options, rates, strict=True):
                 option.setdefault("fps", fps)
         if len(options) != len(videos):
             raise ValueError(f"got {len(options)} video option sets for {len(videos)} videos")
@@ -340,11 +351,16 @@ class TempFlexProcessor(ProcessorMixin):
         """transformers' ``apply_chat_template``; with ``return_assistant_tokens_mask=True`` also ``labels``."""
         output = super().apply_chat_template(conversation, *args, **kwargs)
         if kwargs.get("return_assistant_tokens_mask") and kwargs.get("tokenize") and kwargs.get("return_dict"):
-            ids = torch.as_tensor(output["input_ids"])
-            supervised = torch.as_tensor(output["assistant_masks"]).bool()
-            supervised &= (ids != self.image_token_id) & (ids != self.video_token_id)
-            labels = torch.where(supervised, ids, torch.full_like(ids, -100))
-            output["labels"] = labels if isinstance(output["input_ids"], torch.Tensor) else labels.tolist()
+            placeholders = (self.image_token_id, self.video_token_id)
+            ids, masks = output["input_ids"], output["assistant_masks"]
+            if isinstance(ids, torch.Tensor):
+                supervised = torch.as_tensor(masks).bool() & (ids != placeholders[0]) & (ids != placeholders[1])
+                output["labels"] = torch.where(supervised, ids, torch.full_like(ids, -100))
+            else:  # lists: rows may differ in length when not padded
+                output["labels"] = [
+                    [t if m and t not in placeholders else -100 for t, m in zip(row, mask, strict=True)]
+                    for row, mask in zip(ids, masks, strict=True)
+                ]
         return output
 
     @property

@@ -199,7 +199,8 @@ def fit_video(
     Decisions, in order: (1) all frames at ``max_tokens_per_frame`` if that fits; (2) else a lower per-frame
     budget, ``max_video_tokens // min(F, max_frames_to_llm)``, down to ``min_tokens_per_frame`` (resolution goes
     before time: temporal coverage is what TFF needs); (3) else fewer frames, evenly spaced, at
-    ``min_tokens_per_frame``. ``max_video_tokens=None``: no total budget.
+    ``min_tokens_per_frame``; a video always keeps at least one frame, so a budget below one frame's floor is
+    exceeded by that frame. ``max_video_tokens=None``: no total budget.
 
     >>> fit_video(64, 720, 1280, max_video_tokens=4096)  # 32 LLM frames x 128 tokens
     (64, 128)

@@ -244,21 +244,18 @@ def _read_decord(path: Path, plan: _Plan, deadline: float) -> VideoClip:
 
 
 def _frames_clip(frames: list[Any], plan: _Plan) -> VideoClip:
-    """Given frames (already sampled): ``1 / fps`` s apart (fps default 1), thinned like a file."""
-    decoded = [load_image(frame) for frame in frames]
-    if not decoded:
+    """Given frames, ``1 / fps`` s apart (fps default 1): sampled by the same rules as a file; only the
+    frames kept are decoded."""
+    if not frames:
         raise MediaError("a video needs at least one frame")
-    if len({frame.shape for frame in decoded}) != 1:
-        raise MediaError(f"video frames differ in size: {sorted({frame.shape[:2] for frame in decoded})}")
     rate = plan.fps or 1.0
-    frame_times = [i / rate for i in range(len(decoded))]
-    if plan.num_frames is not None or (plan.max_frames is not None and len(decoded) > plan.max_frames):
-        count = min(len(decoded), plan.num_frames or plan.max_frames)
-        picks = np.linspace(0, len(decoded) - 1, count).round().astype(int).tolist()
-    else:
-        picks = list(range(len(decoded)))
-    height, width = decoded[0].shape[:2]
-    metadata = VideoMetadata(len(decoded) / rate, rate, width, height, len(decoded), "frames")
+    frame_times = [i / rate for i in range(len(frames))]
+    picks = select_frames(frame_times, plan.targets(0.0, len(frames) / rate))
+    decoded = {index: load_image(frames[index]) for index in sorted(set(picks))}
+    if len({frame.shape for frame in decoded.values()}) != 1:
+        raise MediaError(f"video frames differ in size: {sorted({f.shape[:2] for f in decoded.values()})}")
+    height, width = next(iter(decoded.values())).shape[:2]
+    metadata = VideoMetadata(len(frames) / rate, rate, width, height, len(frames), "frames")
     return VideoClip(np.stack([decoded[i] for i in picks]), [frame_times[i] for i in picks], metadata)
 
 
@@ -291,6 +288,8 @@ def load_video(
     array); see the module docstring."""
     if fps is not None and num_frames is not None:
         raise ValueError("give fps or num_frames, not both")
+    if start is not None and end is not None and end <= start:
+        raise ValueError(f"end={end}s must be after start={start}s")
     plan = _Plan(
         fps if fps is not None or num_frames is not None else 1.0, num_frames, max_frames, min_frames, start, end
     )
@@ -302,8 +301,14 @@ def load_video(
         with tempfile.TemporaryDirectory() as folder:  # decoders want a seekable file: spill the bytes
             path = Path(folder) / "video"
             path.write_bytes(_payload(source))
-            return load_video(path, fps=fps, num_frames=num_frames, max_frames=max_frames, min_frames=min_frames,
-                              start=start, end=end, backend=backend, timeout=timeout)  # fmt: skip
+            try:
+                return load_video(path, fps=fps, num_frames=num_frames, max_frames=max_frames, min_frames=min_frames,
+                                  start=start, end=end, backend=backend, timeout=timeout)  # fmt: skip
+            except MediaError as error:  # name the source the caller gave, not the temporary file
+                given = (
+                    f"<{len(source)} bytes>" if isinstance(source, (bytes, bytearray)) else repr(source[:40] + "...")
+                )
+                raise MediaError(str(error).replace(repr(str(path)), given)) from error
     path = Path(source)
     if path.is_dir():
         images = sorted(p for p in path.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)

@@ -17,7 +17,8 @@ A mixture (YAML), the format of the official recipe::
         sampling: "first:1000"        # or "random:10%" (seeded) or "all" (default)
 
 ``SupervisedDataset[i]`` returns the processor's tensors with ``labels`` (assistant tokens only), or ``None``
-when the sample's media cannot be read: the failure is logged with the record's id and counted in
+when the sample cannot be used (its media cannot be read, the record is malformed, an image is beyond any
+budget): the failure is logged with the record's id and counted in
 ``dataset.failures``, and the collator drops the sample; it is never silently replaced by another one.
 """
 
@@ -32,8 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from tempflex.media import MediaError
 
 __all__ = ["SupervisedDataset", "load_annotations", "load_mixture", "to_messages"]
 
@@ -147,7 +146,7 @@ class SupervisedDataset:
             output = self.processor.apply_chat_template(
                 messages, tokenize=True, return_dict=True, return_tensors="pt", return_assistant_tokens_mask=True
             )
-        except MediaError as error:
+        except ValueError as error:  # MediaError, a malformed record, an image no budget can hold: this sample only
             self.failures[sample_id] = str(error)
             logger.warning("skipping sample %s: %s", sample_id, error)
             return None
