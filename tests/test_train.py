@@ -245,23 +245,31 @@ def test_resuming_reproduces_the_uninterrupted_run(processor, dataset_file, tmp_
         assert abs(uninterrupted[step] - resumed[step]) <= 1e-6, step
 
 
-def test_two_process_ddp_equals_one_process_with_the_same_global_batch(dataset_file, tmp_path):
-    """torchrun with 2 CPU processes (gloo), 1 sample each, against 1 process with 2 samples a step."""
+@pytest.mark.parametrize("engine", ["ddp", "zero2"])
+def test_two_processes_equal_one_process_with_the_same_global_batch(dataset_file, tmp_path, engine):
+    """torchrun with 2 CPU processes (gloo), 1 sample each, against 1 process with 2 samples a step;
+    plain DDP, and DeepSpeed ZeRO-2 with the shipped config."""
+    import importlib.util
     import os
     import subprocess
     import sys
 
+    from tempflex.train.run import ZERO2_CONFIG
+
+    if engine == "zero2" and importlib.util.find_spec("deepspeed") is None:
+        pytest.skip("DeepSpeed is not installed (DS_BUILD_OPS=0 pip install deepspeed)")
     records = [json.loads(line) for line in dataset_file.read_text().splitlines()][:8]  # images only
     data = dataset_file.parent / "ddp.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in records))
     common = ["--stage", "2", "--model", "tiny", "--data", str(data), "--max-steps", "3", "--no-shuffle"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "DS_ACCELERATOR": "cpu"}
     launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node"]
-    for processes, batch, name in ((1, 2, "one"), (2, 1, "two")):
+    runs = [(1, 2, "one", []), (2, 1, "two", ["--deepspeed", str(ZERO2_CONFIG)] if engine == "zero2" else [])]
+    for processes, batch, name, extra in runs:
         command = [*launch, str(processes), "--master_port", str(29511 + processes), "-m", "tempflex.train"]
         result = subprocess.run(
-            [*command, *common, "--batch-size", str(batch), "--output", str(tmp_path / name)],
-            env=env, capture_output=True, text=True, timeout=300,
+            [*command, *common, *extra, "--batch-size", str(batch), "--output", str(tmp_path / name)],
+            env=env, capture_output=True, text=True, timeout=600,
         )  # fmt: skip
         assert result.returncode == 0, result.stderr[-3000:]
     one = TempFlexForConditionalGeneration.from_pretrained(tmp_path / "one").state_dict()

@@ -5,9 +5,10 @@ Command (a smoke run of stage 3 on the tiny preset, CPU)::
     tempflex train --stage 3 --model tiny --data data/train.jsonl --output runs/stage3 --max-steps 20
 
 ``train(...)`` freezes what the stage does not train, builds AdamW with one parameter group per trained module
-at the stage's rate, lets the Trainer add the stage's schedule (cosine, 3% warm-up), batches with padding or
-packing, logs every step to ``OUTPUT/loss.jsonl``, and saves a ``from_pretrained``-able model and processor
-in ``OUTPUT``. Samples whose media fail are skipped and reported at the end (``failures.json``).
+at the stage's rate (``StageTrainer``, also under DeepSpeed), lets the Trainer add the stage's schedule
+(cosine, 3% warm-up), batches with padding or packing, logs every step to ``OUTPUT/loss.jsonl``, and saves a
+``from_pretrained``-able model and processor in ``OUTPUT``. Samples that fail are skipped and reported at the
+end (``failures.json``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from tempflex.train.stages import Stage, apply_stage, parameter_groups
 ZERO2_CONFIG = Path(__file__).parent / "recipes" / "zero2.json"
 """The DeepSpeed ZeRO-2 config of the paper's training (``--deepspeed`` takes it or your own)."""
 
-__all__ = ["ZERO2_CONFIG", "LossLog", "load_records", "train"]
+__all__ = ["ZERO2_CONFIG", "LossLog", "StageTrainer", "load_records", "train"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,24 @@ class StopAfter(TrainerCallback):
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if state.global_step >= self.steps:
             control.should_training_stop = True
+
+
+class StageTrainer(Trainer):
+    """A Trainer whose optimiser is AdamW with one parameter group per module the stage trains, at its rate.
+
+    Built in ``create_optimizer``, the hook that both the plain path and transformers' DeepSpeed integration
+    call (an optimiser handed to ``Trainer(optimizers=...)`` is replaced by a single-rate one under DeepSpeed).
+    """
+
+    def __init__(self, *args: Any, stage: Stage, **kwargs: Any) -> None:
+        self.stage = stage
+        super().__init__(*args, **kwargs)
+
+    def create_optimizer(self, model: torch.nn.Module | None = None) -> torch.optim.Optimizer:
+        if self.optimizer is None:
+            groups = parameter_groups(model or self.model, self.stage, weight_decay=self.args.weight_decay)
+            self.optimizer = torch.optim.AdamW(groups)
+        return self.optimizer
 
 
 def load_records(data: str | Path, *, seed: int = 0) -> list[tuple[dict, Path]]:
@@ -103,7 +122,6 @@ def train(
     dataset = SupervisedDataset(records, processor, video_options={"max_frames": stage.max_frames})
     pad_id = processor.tokenizer.pad_token_id
     collator = PackingCollator(pad_id, max_length) if packing else PaddingCollator(pad_id)
-    optimizer = torch.optim.AdamW(parameter_groups(model, stage))
     args = TrainingArguments(
         output_dir=str(output_dir),
         max_steps=max_steps,
@@ -124,12 +142,12 @@ def train(
         deepspeed=deepspeed,
         train_sampling_strategy="random" if shuffle else "sequential",
     )
-    trainer = Trainer(
+    trainer = StageTrainer(
+        stage=stage,
         model=model,
         args=args,
         train_dataset=dataset,
         data_collator=collator,
-        optimizers=(optimizer, None),
         callbacks=[LossLog(output_dir / "loss.jsonl"), *([StopAfter(stop_after)] if stop_after else [])],
     )
     trainer.train(resume_from_checkpoint=True if resume else None)
