@@ -236,6 +236,9 @@ def test_resuming_reproduces_the_uninterrupted_run(processor, dataset_file, tmp_
     parts = tmp_path / "parts"
     first = TempFlexForConditionalGeneration(CONFIG)
     train(first, processor, stage, records, parts, max_steps=6, batch_size=2, save_steps=3, stop_after=3)
+    assert (parts / "checkpoint-3" / "COMPLETE").exists()
+    (parts / "checkpoint-5").mkdir()  # a checkpoint cut off while being written: never resumed from
+    (parts / "checkpoint-5" / "trainer_state.json").write_text("{")
     torch.manual_seed(1)  # a different initialisation: everything must come from the checkpoint
     train(TempFlexForConditionalGeneration(CONFIG), processor, stage, records, parts, max_steps=6, batch_size=2,
           save_steps=3, resume=True)  # fmt: skip

@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-steps", type=int, default=-1, help="stop after N optimiser steps (default: epochs)")
     train.add_argument("--batch-size", type=int, default=1, help="samples (or packed rows) per device and step")
     train.add_argument("--grad-accum", type=int, default=1, help="gradient accumulation steps")
+    train.add_argument(
+        "--global-batch", type=int, help="samples per optimiser step over all processes (sets --grad-accum); "
+        "the recipes give the paper's (512, stage 4: 256)"
+    )  # fmt: skip
     train.add_argument("--packing", action="store_true", help="pack whole samples into rows of --max-length")
     train.add_argument("--max-length", type=int, default=8192, help="tokens per packed row")
     train.add_argument("--gradient-checkpointing", action="store_true", help="recompute activations in backward")

@@ -8,6 +8,7 @@ random weights and the real Qwen3 tokenizer (rebuilt offline); a folder is loade
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 __all__ = ["load_model_and_processor", "run_training"]
@@ -43,6 +44,15 @@ def run_training(args: argparse.Namespace) -> int:
     from tempflex.train.stages import load_stage
 
     stage = load_stage(args.stage)
+    accumulation = args.grad_accum
+    if args.global_batch is not None:  # e.g. the recipe's stage.global_batch_size (512; 256 in stage 4)
+        processes = int(os.environ.get("WORLD_SIZE", "1"))
+        accumulation = max(1, args.global_batch // (args.batch_size * processes))
+        if accumulation * args.batch_size * processes != args.global_batch:
+            raise ValueError(
+                f"--global-batch {args.global_batch} is not a multiple of --batch-size {args.batch_size} x "
+                f"{processes} processes"
+            )
     set_seed(args.seed)  # a preset's random initialisation is then the same in every process and every run
     model, processor = load_model_and_processor(args.model)
     records = load_records(args.data, seed=args.seed)
@@ -54,7 +64,7 @@ def run_training(args: argparse.Namespace) -> int:
         args.output,
         max_steps=args.max_steps,
         batch_size=args.batch_size,
-        gradient_accumulation_steps=args.grad_accum,
+        gradient_accumulation_steps=accumulation,
         packing=args.packing,
         max_length=args.max_length,
         gradient_checkpointing=args.gradient_checkpointing,

@@ -13,6 +13,7 @@ end (``failures.json``).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 from pathlib import Path
@@ -25,10 +26,11 @@ from tempflex.train.collate import PackingCollator, PaddingCollator
 from tempflex.train.data import SupervisedDataset, load_annotations, load_mixture
 from tempflex.train.stages import Stage, apply_stage, parameter_groups
 
+COMPLETE_MARKER = "COMPLETE"
 ZERO2_CONFIG = Path(__file__).parent / "recipes" / "zero2.json"
 """The DeepSpeed ZeRO-2 config of the paper's training (``--deepspeed`` takes it or your own)."""
 
-__all__ = ["ZERO2_CONFIG", "LossLog", "StageTrainer", "load_records", "train"]
+__all__ = ["ZERO2_CONFIG", "LossLog", "MarkComplete", "StageTrainer", "latest_checkpoint", "load_records", "train"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +45,24 @@ class LossLog(TrainerCallback):
         if logs and state.is_world_process_zero:
             with self.path.open("a") as log:
                 log.write(json.dumps({"step": state.global_step, **logs}) + "\n")
+
+
+class MarkComplete(TrainerCallback):
+    """Writes ``COMPLETE`` into a checkpoint folder once the Trainer has finished writing it.
+
+    transformers writes ``checkpoint-N`` in place; a run killed mid-write leaves a partial folder. Resuming only
+    from marked folders makes checkpoints atomic in effect: a partial one is never read.
+    """
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if state.is_world_process_zero:
+            (Path(args.output_dir) / f"checkpoint-{state.global_step}" / COMPLETE_MARKER).write_text("")
+
+
+def latest_checkpoint(output_dir: str | Path) -> Path | None:
+    """The newest fully written checkpoint (``checkpoint-N`` holding the ``COMPLETE`` marker), if any."""
+    complete = [p for p in Path(output_dir).glob("checkpoint-*") if (p / COMPLETE_MARKER).is_file()]
+    return max(complete, key=lambda p: int(p.name.rpartition("-")[2]), default=None)
 
 
 class StopAfter(TrainerCallback):
@@ -107,8 +127,9 @@ def train(
     """Run one stage and save the result in ``output_dir``; returns the Trainer (its ``state`` holds the logs).
 
     ``save_steps``: write a resumable checkpoint (model, optimiser, scheduler, RNG, data position) every N
-    steps into ``output_dir/checkpoint-N``; ``resume=True`` continues from the newest one, reproducing the
-    uninterrupted run. ``lora``: PEFT ``LoraConfig`` arguments for the LLM (see ``lora.apply_lora``).
+    steps into ``output_dir/checkpoint-N``, marked complete once written; ``resume=True`` continues from the
+    newest complete one, reproducing the uninterrupted run. TensorBoard logs are written when it is installed.
+    ``lora``: PEFT ``LoraConfig`` arguments for the LLM (see ``lora.apply_lora``).
     ``stop_after``: end after N steps as if interrupted (the schedule still plans ``max_steps``).
     ``shuffle=False`` reads the records in order (under torchrun, rank r takes every r-th batch).
     """
@@ -133,7 +154,7 @@ def train(
         logging_steps=logging_steps,
         save_strategy="steps" if save_steps else "no",
         save_steps=save_steps or 500,
-        report_to="none",
+        report_to=["tensorboard"] if importlib.util.find_spec("tensorboard") else "none",
         remove_unused_columns=False,
         dataloader_num_workers=0,
         activation_checkpointing=gradient_checkpointing,
@@ -148,9 +169,16 @@ def train(
         args=args,
         train_dataset=dataset,
         data_collator=collator,
-        callbacks=[LossLog(output_dir / "loss.jsonl"), *([StopAfter(stop_after)] if stop_after else [])],
+        callbacks=[
+            LossLog(output_dir / "loss.jsonl"),
+            MarkComplete(),
+            *([StopAfter(stop_after)] if stop_after else []),
+        ],
     )
-    trainer.train(resume_from_checkpoint=True if resume else None)
+    checkpoint = latest_checkpoint(output_dir) if resume else None
+    if resume and checkpoint is None:
+        logger.warning("no complete checkpoint in %s: starting from the beginning", output_dir)
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     if lora is not None:
         from tempflex.train.lora import merge_lora
 
