@@ -248,10 +248,10 @@ def test_resuming_reproduces_the_uninterrupted_run(processor, dataset_file, tmp_
         assert abs(uninterrupted[step] - resumed[step]) <= 1e-6, step
 
 
-@pytest.mark.parametrize("engine", ["ddp", "zero2"])
+@pytest.mark.parametrize("engine", ["ddp", "zero2", "fsdp"])
 def test_two_processes_equal_one_process_with_the_same_global_batch(dataset_file, tmp_path, engine):
     """torchrun with 2 CPU processes (gloo), 1 sample each, against 1 process with 2 samples a step;
-    plain DDP, and DeepSpeed ZeRO-2 with the shipped config."""
+    plain DDP, DeepSpeed ZeRO-2 with the shipped config, and FSDP (full shard)."""
     import importlib.util
     import os
     import subprocess
@@ -267,7 +267,8 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(dataset_file
     common = ["--stage", "2", "--model", "tiny", "--data", str(data), "--max-steps", "3", "--no-shuffle"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false", "DS_ACCELERATOR": "cpu"}
     launch = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node"]
-    runs = [(1, 2, "one", []), (2, 1, "two", ["--deepspeed", str(ZERO2_CONFIG)] if engine == "zero2" else [])]
+    engine_flags = {"ddp": [], "zero2": ["--deepspeed", str(ZERO2_CONFIG)], "fsdp": ["--fsdp", "full_shard auto_wrap"]}
+    runs = [(1, 2, "one", []), (2, 1, "two", engine_flags[engine])]
     for processes, batch, name, extra in runs:
         command = [*launch, str(processes), "--master_port", str(29511 + processes), "-m", "tempflex.train"]
         result = subprocess.run(

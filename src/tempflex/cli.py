@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-length", type=int, default=8192, help="tokens per packed row")
     train.add_argument("--gradient-checkpointing", action="store_true", help="recompute activations in backward")
     train.add_argument("--deepspeed", help="a DeepSpeed config JSON (e.g. the shipped ZeRO-2 one)")
+    train.add_argument("--fsdp", help="transformers' FSDP option string, e.g. 'full_shard auto_wrap'")
     train.add_argument(
         "--lora", type=int, metavar="RANK", help="LoRA adapters of this rank on the LLM (merged at the end)"
     )

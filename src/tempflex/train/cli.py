@@ -70,6 +70,7 @@ def run_training(args: argparse.Namespace) -> int:
         gradient_checkpointing=args.gradient_checkpointing,
         seed=args.seed,
         deepspeed=args.deepspeed,
+        fsdp=args.fsdp,
         save_steps=args.save_steps,
         resume=args.resume,
         lora={"r": args.lora} if args.lora else None,

@@ -117,6 +117,7 @@ def train(
     gradient_checkpointing: bool = False,
     seed: int = 0,
     deepspeed: str | None = None,
+    fsdp: str | None = None,
     logging_steps: int = 1,
     save_steps: int | None = None,
     resume: bool = False,
@@ -161,6 +162,8 @@ def train(
         use_cpu=not torch.cuda.is_available(),
         seed=seed,
         deepspeed=deepspeed,
+        fsdp=fsdp or "",
+        fsdp_config={"transformer_layer_cls_to_wrap": list(model._no_split_modules)} if fsdp else None,
         train_sampling_strategy="random" if shuffle else "sequential",
     )
     trainer = StageTrainer(
