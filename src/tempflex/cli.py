@@ -6,6 +6,7 @@ Commands:
     tempflex train --stage 3 --model tiny --data train.jsonl --output runs/s3 --max-steps 20
                                                 # one stage of the recipe (torchrun -m tempflex.train ... too)
     tempflex plot-loss runs/s3                  # runs/s3/loss.png
+    tempflex probe generate --out probe         # the temporal probe: mp4 clips + train/test JSONL
 """
 
 from __future__ import annotations
@@ -41,6 +42,14 @@ def _plot_loss(args: argparse.Namespace) -> int:
     from tempflex.train.plot import plot_loss
 
     print(f"wrote {plot_loss(args.run_dir, args.out)}")
+    return 0
+
+
+def _probe_generate(args: argparse.Namespace) -> int:
+    from tempflex.probe.dataset import generate_probe
+
+    counts = generate_probe(args.out, per_task=args.per_task, frames=args.frames, size=args.size)
+    print(f"wrote {counts['train']} train and {counts['test']} test clips to {args.out}")
     return 0
 
 
@@ -83,6 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("run_dir", help="the --output folder of tempflex train")
     plot.add_argument("--out", help="PNG path (default RUN_DIR/loss.png)")
     plot.set_defaults(run=_plot_loss)
+    probe = commands.add_parser("probe", help="the built-in temporal probe")
+    probe_commands = probe.add_subparsers(dest="probe_command", required=True)
+    generate = probe_commands.add_parser("generate", help="write the probe's clips and train/test annotations")
+    generate.add_argument("--out", required=True, help="output folder")
+    generate.add_argument("--per-task", type=int, default=200, help="clips per task (a quarter go to test)")
+    generate.add_argument("--frames", type=int, default=16, help="frames per clip (at least 12)")
+    generate.add_argument("--size", type=int, default=64, help="frame side in pixels (a multiple of 8)")
+    generate.set_defaults(run=_probe_generate)
     return parser
 
 
