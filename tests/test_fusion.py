@@ -119,7 +119,7 @@ def reference_layer(layer: fusion.TemporalFiberFusionLayer, x: torch.Tensor) -> 
         alpha = torch.sigmoid(x @ p["gate_proj.weight"].T)
         views.append(loop_scan(alpha.transpose(1, 2), x.transpose(1, 2)).transpose(1, 2))
     if "periodic" in layer.paths:
-        omegas = layer.frequencies.tolist()
+        omegas = list(layer.frequencies)
         blocks = p["periodic_proj.weight"].split(dim, dim=1)  # W_w for each frequency
         periodic = torch.stack(
             [

@@ -91,8 +91,7 @@ def assemble(
     load_kwargs = {"dtype": dtype} if dtype is not None else {}
     vision_model = load_vision_tower(vision, **load_kwargs)
     language_model = load_language_model(language, **load_kwargs)
-    llm_type = AutoConfig.from_pretrained(language).model_type
-    chat_format = CHAT_FORMAT_OF_MODEL_TYPE[llm_type]
+    chat_format = CHAT_FORMAT_OF_MODEL_TYPE[language_model.config.model_type]  # gemma3_text for a multimodal Gemma3
     text_tokenizer = AutoTokenizer.from_pretrained(tokenizer or language)
 
     token_ids = placeholder_token_ids(text_tokenizer, chat_format)

@@ -166,7 +166,7 @@ class TemporalFiberFusionLayer(nn.Module):
         if "periodic" in self.paths:
             if not frequencies:
                 raise ValueError("the periodic path needs at least one frequency")
-            self.register_buffer("frequencies", torch.tensor([float(w) for w in frequencies]), persistent=False)
+            self.frequencies = tuple(int(w) for w in frequencies)  # plain ints: no buffer to sync back from a GPU
             # [W_w1 | W_w2 | ... | W_wK]: one matmul over the cosine-weighted copies of x
             self.periodic_proj = nn.Linear(len(frequencies) * dim, dim, bias=False)
         if len(self.paths) > 1:
@@ -203,10 +203,10 @@ class TemporalFiberFusionLayer(nn.Module):
     def periodic_view(self, x: torch.Tensor) -> torch.Tensor:
         """Eq. (3): ``sum_w cos(2 pi w f / F) W_w x_f`` as one matmul."""
         frames = x.shape[1]
-        # Computed in float64 on the CPU (a tiny [F, K] table; MPS has no float64), then cast.
-        phase = torch.arange(frames, dtype=torch.float64) / frames  # [F]
-        cosines = torch.cos(2 * math.pi * phase[:, None] * self.frequencies.cpu().double()[None, :])  # [F, K]
-        cosines = cosines.to(device=x.device, dtype=x.dtype)
+        # (w * f) mod F in exact integers on the host, cos in float64 there (a tiny [F, K] table; MPS has no
+        # float64): no device-to-host sync, then one copy to the device in x's dtype.
+        steps = (torch.arange(frames)[:, None] * torch.tensor(self.frequencies)[None, :]) % frames  # [F, K]
+        cosines = torch.cos(2 * math.pi * steps.double() / frames).to(device=x.device, dtype=x.dtype)  # [F, K]
         weighted = cosines[None, :, None, :, None] * x.unsqueeze(-2)  # [B, F, P, K, D]
         return self.periodic_proj(weighted.flatten(-2))  # [B, F, P, K*D] -> [B, F, P, D]
 

@@ -56,16 +56,14 @@ def token_curves(sides: list[int], *, max_tokens: int = 2048) -> dict[str, list[
 
 def plot_token_curves(path: str | Path, *, max_side: int = 2048, max_tokens: int = 2048) -> Path:
     """Draw tokens vs input resolution for the three strategies (paper Figure 3, right) into ``path``."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+    try:  # a Figure without pyplot: no global backend switch, no figure registry (safe in notebooks)
+        from matplotlib.figure import Figure
     except ImportError as error:  # pragma: no cover - depends on the environment
         raise ImportError("plotting needs matplotlib: pip install 'tempflex[plot]'") from error
     sides = list(range(32, max_side + 1, 32))
     curves = token_curves(sides, max_tokens=max_tokens)
-    figure, axes = plt.subplots(figsize=(7, 4.5))
+    figure = Figure(figsize=(7, 4.5))
+    axes = figure.subplots()
     for label, tokens in curves.items():
         axes.plot(sides, tokens, label=label, linewidth=2)
     for side in (32, 768, 1152, 1448):
@@ -82,5 +80,4 @@ def plot_token_curves(path: str | Path, *, max_side: int = 2048, max_tokens: int
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=120)
-    plt.close(figure)
     return out

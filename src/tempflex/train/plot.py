@@ -22,15 +22,13 @@ def plot_loss(run_dir: str | Path, out: str | Path | None = None) -> Path:
     points = sorted({row["step"]: row for row in rows if "loss" in row}.items())
     if not points:
         raise ValueError(f"{log} holds no loss values yet")
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+    try:  # a Figure without pyplot: no global backend switch (safe in notebooks)
+        from matplotlib.figure import Figure
     except ImportError as error:  # pragma: no cover - depends on the environment
         raise ImportError("plotting needs matplotlib: pip install 'tempflex[plot]'") from error
     steps = [step for step, _ in points]
-    figure, axes = plt.subplots(figsize=(7, 4))
+    figure = Figure(figsize=(7, 4))
+    axes = figure.subplots()
     axes.plot(steps, [row["loss"] for _, row in points], label="training loss", color="tab:blue")
     axes.set_xlabel("optimiser step")
     axes.set_ylabel("loss")
@@ -43,5 +41,4 @@ def plot_loss(run_dir: str | Path, out: str | Path | None = None) -> Path:
     figure.tight_layout()
     path = Path(out) if out else run_dir / "loss.png"
     figure.savefig(path, dpi=110)
-    plt.close(figure)
     return path
