@@ -1,11 +1,8 @@
 """The 2x2 pixel unshuffle against an independent loop reference, and the merger's shapes and errors."""
 
-import doctest
-
 import pytest
 import torch
 
-import tempflex.merger as merger
 from tempflex.merger import PatchMerger, pixel_unshuffle_2x2
 
 
@@ -62,7 +59,3 @@ def test_patch_merger_is_norm_unshuffle_mlp():
     merged = torch.stack([reference_unshuffle(frame, 4, 6) for frame in normed])
     expected = module.proj_out(torch.nn.functional.gelu(module.proj_in(merged)))
     assert torch.allclose(out, expected, atol=1e-6)
-
-
-def test_module_doctests():
-    assert doctest.testmod(merger).failed == 0

@@ -254,6 +254,7 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(dataset_file
     plain DDP, DeepSpeed ZeRO-2 with the shipped config, and FSDP (full shard)."""
     import importlib.util
     import os
+    import socket
     import subprocess
     import sys
 
@@ -270,7 +271,10 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(dataset_file
     engine_flags = {"ddp": [], "zero2": ["--deepspeed", str(ZERO2_CONFIG)], "fsdp": ["--fsdp", "full_shard auto_wrap"]}
     runs = [(1, 2, "one", []), (2, 1, "two", engine_flags[engine])]
     for processes, batch, name, extra in runs:
-        command = [*launch, str(processes), "--master_port", str(29511 + processes), "-m", "tempflex.train"]
+        with socket.socket() as probe:  # a free port: parallel runs of the suite must not collide
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        command = [*launch, str(processes), "--master_port", str(port), "-m", "tempflex.train"]
         result = subprocess.run(
             [*command, *common, *extra, "--batch-size", str(batch), "--output", str(tmp_path / name)],
             env=env, capture_output=True, text=True, timeout=600,

@@ -1,12 +1,9 @@
 """The SigLIP2-naflex wrapper: patch layout, bucketing, and features independent of batch company."""
 
-import doctest
-
 import pytest
 import torch
 from transformers import Siglip2VisionConfig, Siglip2VisionModel
 
-import tempflex.vision as vision
 from tempflex.vision import VisionTower, padding_fraction, patchify, plan_buckets
 
 
@@ -112,7 +109,3 @@ def test_errors_name_what_is_wrong():
         VisionTower(tiny_config(), attn_implementation="flex")
     with pytest.raises(ValueError, match="Flash Attention 2"):  # transformers' own word, until its SigLIP2 has it
         VisionTower(tiny_config(), attn_implementation="flash_attention_2")
-
-
-def test_module_doctests():
-    assert doctest.testmod(vision).failed == 0
