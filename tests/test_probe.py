@@ -146,3 +146,33 @@ def test_generate_writes_a_fixed_split_that_the_training_data_reader_loads(tmp_p
     assert clip.frames.shape == original.frames.shape
     assert np.abs(clip.frames.astype(int) - original.frames.astype(int)).mean() < 2  # near-lossless
     assert decode("static_colour", original.frames) == original.answer_text
+
+
+def test_evaluate_scores_the_highest_option_letter(tmp_path):
+    import torch
+
+    from tempflex import TempFlexConfig, TempFlexForConditionalGeneration, TempFlexProcessor
+    from tempflex.probe.dataset import generate_probe
+    from tempflex.probe.evaluate import evaluate, predict_letter
+    from tempflex.tokenization import build_tiny_tokenizer
+    from tempflex.train.data import load_annotations, to_messages
+
+    generate_probe(tmp_path, per_task=4, tasks=("blink_count", "static_colour"))
+    records = load_annotations(tmp_path / "test.jsonl") + load_annotations(tmp_path / "train.jsonl")
+    config = TempFlexConfig.from_preset("tiny")
+    processor = TempFlexProcessor.for_model(config, build_tiny_tokenizer())
+    torch.manual_seed(0)
+    model = TempFlexForConditionalGeneration(config).eval()
+    scores = evaluate(model, processor, records, tmp_path)
+    assert scores["all"]["count"] == 8 and set(scores) == {"all", "blink_count", "static_colour"}
+    hits = sum(predict_letter(model, processor, r, tmp_path) == r["answer"] for r in records)
+    assert scores["all"]["accuracy"] == hits / 8
+    record = records[0]  # the prediction is the argmax over the option letters' logits, checked by hand
+    inputs = processor.apply_chat_template(
+        to_messages(record, tmp_path)[:1], add_generation_prompt=True, tokenize=True, return_dict=True,
+        return_tensors="pt",
+    )  # fmt: skip
+    with torch.no_grad():
+        last = model(**inputs).logits[0, -1]
+    letters = [processor.tokenizer.encode(c, add_special_tokens=False)[0] for c in "ABCDEF"[: len(record["options"])]]
+    assert predict_letter(model, processor, record, tmp_path) == "ABCDEF"[int(last[letters].argmax())]

@@ -7,7 +7,7 @@ Command::
 writes ``probe/videos/<task>_<seed>.mp4``, ``probe/train.jsonl`` and ``probe/test.jsonl``. Each record::
 
     {"id": "blink_count_17", "task": "blink_count", "video": "videos/blink_count_17.mp4", "fps": 8,
-     "answer": "C",
+     "answer": "C", "options": ["1", "2", "3", "4", "5", "6"],
      "conversations": [{"from": "human", "value": "<video>\\nHow many times ...\\nA. 1\\n...Answer with the
      option's letter."}, {"from": "gpt", "value": "C"}]}
 
@@ -75,6 +75,7 @@ def generate_probe(
                 "video": f"videos/{name}.mp4",
                 "fps": fps,
                 "answer": sample.answer,
+                "options": sample.options,
                 "conversations": [
                     {"from": "human", "value": "<video>\n" + sample.prompt()},
                     {"from": "gpt", "value": sample.answer},
