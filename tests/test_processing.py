@@ -195,22 +195,10 @@ def test_qwen3_4b_processor_uses_the_real_ids(qwen3_tokenizer):
     assert ids[:3] == [151644, 872, 198] and ids.count(151655) == 6 and 151652 in ids and 151653 in ids
 
 
-def encode_video(path, frames: int, fps: int, size=(48, 64)) -> None:
-    """A real video file: frame k is a flat grey of level 10 * k."""
-    import av
-
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=fps)
-        stream.height, stream.width, stream.pix_fmt = *size, "yuv420p"
-        for k in range(frames):
-            frame = av.VideoFrame.from_ndarray(np.full((*size, 3), 10 * k, np.uint8), format="rgb24")
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
-
-
 def test_video_file_is_decoded_and_stamped_with_its_frame_times(processor, model, tmp_path):
-    path = tmp_path / "clip.mp4"
-    encode_video(path, frames=20, fps=10)  # 2 seconds
+    from video_files import encode_video
+
+    path = encode_video(tmp_path / "clip.mp4", num_frames=20, fps=10, size=(48, 64))  # 2 seconds
     conversation = user({"type": "video", "video": str(path), "fps": 2.0})
     inputs = processor.apply_chat_template(
         conversation, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"

@@ -36,6 +36,7 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from tempflex.configuration import TempFlexConfig
 from tempflex.fusion import TemporalFiberFusion, TemporalFiberFusionLayer
 from tempflex.merger import PatchMerger
+from tempflex.token_budget import frames_to_llm
 from tempflex.vision import VisionTower
 
 __all__ = ["TempFlexForConditionalGeneration", "TempFlexPreTrainedModel"]
@@ -142,11 +143,10 @@ class TempFlexForConditionalGeneration(TempFlexPreTrainedModel, GenerationMixin)
 
     def _pool_frames(self, features: torch.Tensor) -> torch.Tensor:
         """Average time to at most ``max_frames_to_llm`` frames (adaptive windows: 64 -> 32 averages pairs)."""
-        limit = self.config.max_frames_to_llm
-        frames = features.shape[0]
-        if limit is None or frames <= limit:
+        target = frames_to_llm(features.shape[0], self.config.max_frames_to_llm)
+        if target == features.shape[0]:
             return features
-        pooled = F.adaptive_avg_pool1d(features.permute(1, 2, 0), limit)  # [h*w, D, F] -> [h*w, D, F']
+        pooled = F.adaptive_avg_pool1d(features.permute(1, 2, 0), target)  # [h*w, D, F] -> [h*w, D, F']
         return pooled.permute(2, 0, 1)  # [F', h*w, D]
 
     def get_image_features(self, pixel_values: torch.Tensor, image_grid_thw: torch.Tensor) -> torch.Tensor:

@@ -41,6 +41,7 @@ from transformers.processing_utils import ProcessorMixin
 
 from tempflex.chat_templates import CHAT_FORMATS
 from tempflex.media import load_image, load_video
+from tempflex.media.sampling import even_subset
 from tempflex.token_budget import fit_image, fit_video, frame_groups
 from tempflex.vision import patchify
 
@@ -247,7 +248,7 @@ class TempFlexProcessor(ProcessorMixin):
             patch_size=self.patch_size,
             merge_size=self.merge_size,
         )
-        picks = np.linspace(0, len(clip.frames) - 1, keep).round().astype(int)
+        picks = even_subset(len(clip.frames), keep)
         return clip.frames[picks], [clip.timestamps[i] for i in picks], budget
 
     def _process_video_inputs(self, videos: list, options: list[dict]) -> tuple[dict, list[str]]:

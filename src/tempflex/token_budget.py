@@ -35,6 +35,7 @@ __all__ = [
     "fit_image",
     "fit_video",
     "frame_groups",
+    "frames_to_llm",
     "num_image_tokens",
     "num_video_tokens",
     "tiled_grid",
@@ -143,6 +144,11 @@ def num_image_tokens(
     return (resized_height // unit) * (resized_width // unit)
 
 
+def frames_to_llm(num_frames: int, max_frames_to_llm: int | None) -> int:
+    """Frames the LLM sees after the model's time pooling: ``min(F, max_frames_to_llm)`` (``None``: all)."""
+    return num_frames if max_frames_to_llm is None else min(num_frames, max_frames_to_llm)
+
+
 def num_video_tokens(
     num_frames: int,
     height: int,
@@ -168,7 +174,6 @@ def num_video_tokens(
         raise ValueError(f"a video needs at least one frame, got num_frames={num_frames!r}")
     if max_frames_to_llm is not None and max_frames_to_llm < 1:
         raise ValueError(f"max_frames_to_llm must be >= 1 or None, got {max_frames_to_llm}")
-    frames_to_llm = num_frames if max_frames_to_llm is None else min(num_frames, max_frames_to_llm)
     per_frame = num_image_tokens(
         height,
         width,
@@ -178,7 +183,7 @@ def num_video_tokens(
         merge_size=merge_size,
         max_aspect_ratio=max_aspect_ratio,
     )
-    return frames_to_llm * per_frame
+    return frames_to_llm(num_frames, max_frames_to_llm) * per_frame
 
 
 def fit_video(
@@ -216,7 +221,7 @@ def fit_video(
 
     if max_video_tokens is None:
         return num_frames, max_tokens_per_frame
-    pooled = num_frames if max_frames_to_llm is None else min(num_frames, max_frames_to_llm)
+    pooled = frames_to_llm(num_frames, max_frames_to_llm)
     if pooled * tokens(max_tokens_per_frame) <= max_video_tokens:
         return num_frames, max_tokens_per_frame
     budget = max(min_tokens_per_frame, max_video_tokens // pooled)
@@ -238,7 +243,7 @@ def frame_groups(num_frames: int, max_frames_to_llm: int | None = 32) -> list[tu
     """
     if num_frames < 1:
         raise ValueError(f"a video needs at least one frame, got num_frames={num_frames!r}")
-    groups = num_frames if max_frames_to_llm is None else min(num_frames, max_frames_to_llm)
+    groups = frames_to_llm(num_frames, max_frames_to_llm)
     return [((i * num_frames) // groups, -((-(i + 1) * num_frames) // groups)) for i in range(groups)]
 
 

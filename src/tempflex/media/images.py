@@ -24,7 +24,7 @@ from PIL import Image, ImageOps
 
 from tempflex.media.errors import MediaError
 
-__all__ = ["DEFAULT_MAX_PIXELS", "load_image"]
+__all__ = ["DEFAULT_MAX_PIXELS", "decode_data_uri", "load_image"]
 
 DEFAULT_MAX_PIXELS = 100_000_000
 
@@ -36,19 +36,24 @@ def _describe(source: Any) -> str:
     return f"<{type(source).__name__}>"
 
 
+def decode_data_uri(uri: str) -> bytes:
+    """The bytes of a base64 ``data:`` URI; MediaError naming the URI's start when it is not one."""
+    header, _, payload = uri.partition(",")
+    if ";base64" not in header:
+        raise MediaError(f"data URI {_describe(uri)} is not base64-encoded")
+    try:
+        return base64.b64decode(payload, validate=True)
+    except binascii.Error as error:
+        raise MediaError(f"data URI {_describe(uri)} holds invalid base64: {error}") from error
+
+
 def _open(source: Any) -> Image.Image:
     if isinstance(source, Image.Image):
         return source
     if isinstance(source, (bytes, bytearray)):
         return Image.open(io.BytesIO(bytes(source)))
     if isinstance(source, str) and source.startswith("data:"):
-        header, _, payload = source.partition(",")
-        if ";base64" not in header:
-            raise MediaError(f"data URI {_describe(source)} is not base64-encoded")
-        try:
-            return Image.open(io.BytesIO(base64.b64decode(payload, validate=True)))
-        except binascii.Error as error:
-            raise MediaError(f"data URI {_describe(source)} holds invalid base64: {error}") from error
+        return Image.open(io.BytesIO(decode_data_uri(source)))
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.is_file():

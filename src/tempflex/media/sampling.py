@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["sample_times", "select_frames"]
+__all__ = ["even_subset", "sample_times", "select_frames"]
 
 _EPS = 1e-6
 
@@ -58,9 +58,17 @@ def sample_times(
     else:
         times = [start + k / fps for k in range(count)]
     if max_frames is not None and len(times) > max_frames:
-        picks = np.linspace(0, len(times) - 1, max_frames).round().astype(int)
-        times = [times[i] for i in picks]
+        times = [times[i] for i in even_subset(len(times), max_frames)]
     return times
+
+
+def even_subset(count: int, keep: int) -> list[int]:
+    """``keep`` indices spread evenly over ``range(count)``, first and last included.
+
+    >>> even_subset(10, 4)
+    [0, 3, 6, 9]
+    """
+    return np.linspace(0, count - 1, keep).round().astype(int).tolist()
 
 
 def select_frames(frame_times: Sequence[float], targets: Sequence[float]) -> list[int]:

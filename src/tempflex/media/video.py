@@ -29,8 +29,6 @@ Example::
 
 from __future__ import annotations
 
-import base64
-import binascii
 import concurrent.futures
 import importlib.util
 import tempfile
@@ -42,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from tempflex.media.errors import MediaError
-from tempflex.media.images import load_image
+from tempflex.media.images import decode_data_uri, load_image
 from tempflex.media.sampling import sample_times, select_frames
 
 __all__ = ["SEEK_GAP", "VideoClip", "VideoMetadata", "available_backends", "load_video"]
@@ -260,19 +258,6 @@ def _frames_clip(frames: list[Any], plan: _Plan) -> VideoClip:
     return VideoClip(np.stack([decoded[i] for i in picks]), [frame_times[i] for i in picks], metadata)
 
 
-def _payload(source: bytes | bytearray | str) -> bytes:
-    """The bytes of a video given as bytes or a base64 ``data:`` URI."""
-    if isinstance(source, (bytes, bytearray)):
-        return bytes(source)
-    header, _, data = source.partition(",")
-    if ";base64" not in header:
-        raise MediaError(f"video data URI {source[:40]!r}... is not base64-encoded")
-    try:
-        return base64.b64decode(data, validate=True)
-    except binascii.Error as error:
-        raise MediaError(f"video data URI {source[:40]!r}... holds invalid base64: {error}") from error
-
-
 def load_video(
     source: str | Path | bytes | list | np.ndarray,
     *,
@@ -301,7 +286,7 @@ def load_video(
     if isinstance(source, (bytes, bytearray)) or (isinstance(source, str) and source.startswith("data:")):
         with tempfile.TemporaryDirectory() as folder:  # decoders want a seekable file: spill the bytes
             path = Path(folder) / "video"
-            path.write_bytes(_payload(source))
+            path.write_bytes(bytes(source) if isinstance(source, (bytes, bytearray)) else decode_data_uri(source))
             try:
                 return load_video(path, fps=fps, num_frames=num_frames, max_frames=max_frames, min_frames=min_frames,
                                   start=start, end=end, backend=backend, timeout=timeout)  # fmt: skip
