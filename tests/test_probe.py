@@ -148,12 +148,12 @@ def test_generate_writes_a_fixed_split_that_the_training_data_reader_loads(tmp_p
     assert decode("static_colour", original.frames) == original.answer_text
 
 
-def test_evaluate_scores_the_highest_option_letter(tmp_path):
+def test_evaluate_scores_the_highest_option_letter_in_padded_batches(tmp_path):
     import torch
 
     from tempflex import TempFlexConfig, TempFlexForConditionalGeneration, TempFlexProcessor
     from tempflex.probe.dataset import generate_probe
-    from tempflex.probe.evaluate import evaluate, predict_letter
+    from tempflex.probe.evaluate import evaluate, predict_letters
     from tempflex.tokenization import build_tiny_tokenizer
     from tempflex.train.data import load_annotations, to_messages
 
@@ -163,16 +163,39 @@ def test_evaluate_scores_the_highest_option_letter(tmp_path):
     processor = TempFlexProcessor.for_model(config, build_tiny_tokenizer())
     torch.manual_seed(0)
     model = TempFlexForConditionalGeneration(config).eval()
-    scores = evaluate(model, processor, records, tmp_path)
+    expected = []  # one record at a time, no padding: the argmax over the option letters' logits
+    for record in records:
+        inputs = processor.apply_chat_template(
+            to_messages(record, tmp_path)[:1], add_generation_prompt=True, tokenize=True, return_dict=True,
+            return_tensors="pt",
+        )  # fmt: skip
+        assert inputs["video_grid_thw"].tolist() == [[16, 4, 4]]  # every frame (the record's fps), not 1 fps
+        with torch.no_grad():
+            last = model(**inputs).logits[0, -1]
+        letters = [
+            processor.tokenizer.encode(c, add_special_tokens=False)[0] for c in "ABCDEF"[: len(record["options"])]
+        ]
+        expected.append("ABCDEF"[int(last[letters].argmax())])
+    cache: dict = {}
+    # batches of 3 mix prompts of different lengths (the tasks' questions differ), so rows are padded
+    assert predict_letters(model, processor, records, tmp_path, batch_size=3, cache=cache) == expected
+    assert len(cache) == 8 and predict_letters(model, processor, records, tmp_path, cache=cache) == expected
+    scores = evaluate(model, processor, records, tmp_path, batch_size=3)
     assert scores["all"]["count"] == 8 and set(scores) == {"all", "blink_count", "static_colour"}
-    hits = sum(predict_letter(model, processor, r, tmp_path) == r["answer"] for r in records)
-    assert scores["all"]["accuracy"] == hits / 8
-    record = records[0]  # the prediction is the argmax over the option letters' logits, checked by hand
-    inputs = processor.apply_chat_template(
-        to_messages(record, tmp_path)[:1], add_generation_prompt=True, tokenize=True, return_dict=True,
-        return_tensors="pt",
-    )  # fmt: skip
-    with torch.no_grad():
-        last = model(**inputs).logits[0, -1]
-    letters = [processor.tokenizer.encode(c, add_special_tokens=False)[0] for c in "ABCDEF"[: len(record["options"])]]
-    assert predict_letter(model, processor, record, tmp_path) == "ABCDEF"[int(last[letters].argmax())]
+    hits = [letter == record["answer"] for letter, record in zip(expected, records, strict=True)]
+    assert scores["all"]["accuracy"] == sum(hits) / 8
+    assert (
+        scores["static_colour"]["accuracy"]
+        == sum(hits[i] for i, r in enumerate(records) if r["task"] == "static_colour") / 4
+    )
+
+
+@pytest.mark.parametrize(("task", "colour"), [("blink_count", "yellow"), ("blink_frequency", "green")])
+def test_flash_tasks_light_the_same_pixels_in_total_whatever_the_answer(task, colour):
+    """The clip's mean frame (what pooling all frames at once keeps) is the same for every answer."""
+    totals = {}
+    for seed in range(60):
+        sample = make_sample(task, seed)
+        totals.setdefault(sample.answer, set()).add(int(colour_mask(sample.frames, colour).sum()))
+    assert len(totals) == len(make_sample(task, 0).options)  # every answer drawn
+    assert len(set.union(*totals.values())) == 1, totals

@@ -7,6 +7,7 @@ Commands:
                                                 # one stage of the recipe (torchrun -m tempflex.train ... too)
     tempflex plot-loss runs/s3                  # runs/s3/loss.png
     tempflex probe generate --out probe         # the temporal probe: mp4 clips + train/test JSONL
+    tempflex demo --out demo [--quick]          # train a tiny TempFlex on the probe; TFF ablation tables
 """
 
 from __future__ import annotations
@@ -50,6 +51,21 @@ def _probe_generate(args: argparse.Namespace) -> int:
 
     counts = generate_probe(args.out, per_task=args.per_task, frames=args.frames, size=args.size)
     print(f"wrote {counts['train']} train and {counts['test']} test clips to {args.out}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from tempflex.probe.demo import run_demo, settings_from
+
+    settings = settings_from(
+        args.quick, seeds=args.seeds, temporal_steps=args.steps, align_steps=args.align_steps,
+        reading_steps=args.reading_steps, per_task=args.per_task,
+    )  # fmt: skip
+    if args.frames_to_llm is not None:  # 0: every frame reaches the LM
+        settings = replace(settings, frames_to_llm=args.frames_to_llm or None)
+    run_demo(args.out, settings)
     return 0
 
 
@@ -100,6 +116,16 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--frames", type=int, default=16, help="frames per clip (at least 12)")
     generate.add_argument("--size", type=int, default=64, help="frame side in pixels (a multiple of 8)")
     generate.set_defaults(run=_probe_generate)
+    demo = commands.add_parser("demo", help="train a tiny TempFlex on the probe on this CPU: TFF ablation tables")
+    demo.add_argument("--out", default="tempflex-demo", help="output folder (default: tempflex-demo)")
+    demo.add_argument("--quick", action="store_true", help="a ~1-minute smoke run at toy sizes")
+    demo.add_argument("--seeds", type=int, help="training seeds per variant (default 3)")
+    demo.add_argument("--steps", type=int, help="optimiser steps of each TFF variant (default 300)")
+    demo.add_argument("--align-steps", type=int, help="steps of the shared align stage per seed (default 300)")
+    demo.add_argument("--reading-steps", type=int, help="steps per image encoding strategy (default 300)")
+    demo.add_argument("--per-task", type=int, help="probe clips per task, a quarter held out (default 200)")
+    demo.add_argument("--frames-to-llm", type=int, help="frames left after pooling, 0 for all (default 1)")
+    demo.set_defaults(run=_demo)
     return parser
 
 

@@ -131,23 +131,36 @@ class TempFlexForConditionalGeneration(TempFlexPreTrainedModel, GenerationMixin)
         pixel_values = pixel_values.to(self.vision_tower.encoder_model.dtype)
         clip_features = self.vision_tower(pixel_values, grids)  # each [F, h*w, D]
         run_fusion = self.config.use_temporal_fusion and (video or self.config.fuse_images)
-        merged = []
-        for features, (_, height, width) in zip(clip_features, grids, strict=True):
+        # Clips of one shape go through TFF, pooling and the merger together: exact (every op is per clip or
+        # per frame) and one call per shape instead of one per clip.
+        by_shape: dict[tuple[int, int, int], list[int]] = {}
+        for index, grid in enumerate(grids):
+            by_shape.setdefault(grid, []).append(index)
+        merged: list[torch.Tensor | None] = [None] * len(grids)
+        for (_, height, width), indices in by_shape.items():
+            features = torch.stack([clip_features[i] for i in indices])  # [n, F, h*w, D]
             if run_fusion:
-                features = self.temporal_fusion(features.unsqueeze(0)).squeeze(0)  # [F, h*w, D]
+                features = self.temporal_fusion(features)  # [n, F, h*w, D]
             if video:
-                features = self._pool_frames(features)  # [F', h*w, D]
-            tokens = self.merger(features, height, width)  # [F', h/2*w/2, E]
-            merged.append(tokens.flatten(0, 1))  # [F'*h/2*w/2, E]
+                features = self._pool_frames(features)  # [n, F', h*w, D]
+            tokens = self.merger(features.flatten(0, 1), height, width)  # [n*F', h/2*w/2, E]
+            tokens = tokens.unflatten(0, (len(indices), -1)).flatten(1, 2)  # [n, F'*h/2*w/2, E]
+            for i, clip_tokens in zip(indices, tokens, strict=True):
+                merged[i] = clip_tokens
         return torch.cat(merged)
 
     def _pool_frames(self, features: torch.Tensor) -> torch.Tensor:
-        """Average time to at most ``max_frames_to_llm`` frames (adaptive windows: 64 -> 32 averages pairs)."""
-        target = frames_to_llm(features.shape[0], self.config.max_frames_to_llm)
-        if target == features.shape[0]:
+        """Average time to at most ``max_frames_to_llm`` frames (adaptive windows: 64 -> 32 averages pairs).
+
+        ``[n, F, h*w, D] -> [n, F', h*w, D]``.
+        """
+        clips, frames, patches, dim = features.shape
+        target = frames_to_llm(frames, self.config.max_frames_to_llm)
+        if target == frames:
             return features
-        pooled = F.adaptive_avg_pool1d(features.permute(1, 2, 0), target)  # [h*w, D, F] -> [h*w, D, F']
-        return pooled.permute(2, 0, 1)  # [F', h*w, D]
+        series = features.permute(0, 2, 3, 1).reshape(clips * patches, dim, frames)  # [n*h*w, D, F]
+        pooled = F.adaptive_avg_pool1d(series, target)  # [n*h*w, D, F']
+        return pooled.reshape(clips, patches, dim, target).permute(0, 3, 1, 2)  # [n, F', h*w, D]
 
     def get_image_features(self, pixel_values: torch.Tensor, image_grid_thw: torch.Tensor) -> torch.Tensor:
         """Images -> ``[sum tokens, E]`` in the order of ``image_grid_thw``."""

@@ -7,6 +7,7 @@ Command::
 writes ``probe/videos/<task>_<seed>.mp4``, ``probe/train.jsonl`` and ``probe/test.jsonl``. Each record::
 
     {"id": "blink_count_17", "task": "blink_count", "video": "videos/blink_count_17.mp4", "fps": 8,
+     "video_options": {"fps": 8},
      "answer": "C", "options": ["1", "2", "3", "4", "5", "6"],
      "conversations": [{"from": "human", "value": "<video>\\nHow many times ...\\nA. 1\\n...Answer with the
      option's letter."}, {"from": "gpt", "value": "C"}]}
@@ -74,6 +75,7 @@ def generate_probe(
                 "task": task,
                 "video": f"videos/{name}.mp4",
                 "fps": fps,
+                "video_options": {"fps": fps},  # every frame: the processor's default of 1 fps would keep 2
                 "answer": sample.answer,
                 "options": sample.options,
                 "conversations": [

@@ -4,6 +4,10 @@
 Each record is rendered as a user turn with the generation prompt; the model reads it once, and among the
 tokens of the option letters (``A``, ``B``, ...) the one with the highest logit at the last position is the
 prediction: no sampling, no parsing of free text, and the same rule for every model variant.
+
+Records are scored in right-padded batches (``batch_size``); a causal LM's logits at a row's last real token
+do not depend on the padding after it, so batching changes no prediction (tested against one-by-one scoring).
+``cache`` (a dict) keeps the processed prompts for scoring several models on the same records.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ from typing import Any
 import torch
 
 from tempflex.probe.tasks import LETTERS
+from tempflex.train.collate import PaddingCollator
 from tempflex.train.data import to_messages
 
-__all__ = ["evaluate", "predict_letter"]
+__all__ = ["evaluate", "predict_letters"]
 
 
 def _letter_ids(tokenizer: Any, count: int) -> list[int]:
@@ -30,25 +35,66 @@ def _letter_ids(tokenizer: Any, count: int) -> list[int]:
     return ids
 
 
-@torch.no_grad()
-def predict_letter(model: Any, processor: Any, record: dict, media_root: Path) -> str:
-    """The option letter the model scores highest for one probe record."""
+def _prompt_inputs(processor: Any, record: dict, media_root: Path) -> dict:
     messages = to_messages(record, media_root)[:1]  # the question only
     inputs = processor.apply_chat_template(
         messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
     )
-    inputs = {k: v.to(model.device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
-    logits = model(**inputs, logits_to_keep=1).logits[0, -1]  # [V]
-    letter_ids = _letter_ids(processor.tokenizer, len(record["options"]))
-    return LETTERS[int(logits[letter_ids].argmax())]
+    return {**inputs, "labels": inputs["input_ids"]}  # labels only for the collator's shape; not used
 
 
-def evaluate(model: Any, processor: Any, records: list[dict], media_root: str | Path) -> dict[str, dict[str, float]]:
-    """``{task: {"accuracy": ..., "count": ...}}`` over the records, plus ``"all"``."""
+@torch.no_grad()
+def predict_letters(
+    model: Any,
+    processor: Any,
+    records: list[dict],
+    media_root: str | Path,
+    *,
+    batch_size: int = 32,
+    cache: dict | None = None,
+) -> list[str]:
+    """The option letter the model scores highest for each record, in order."""
     model.eval()
+    collate = PaddingCollator(processor.tokenizer.pad_token_id)
+    predictions = []
+    for start in range(0, len(records), batch_size):
+        chunk = records[start : start + batch_size]
+        samples = []
+        for record in chunk:
+            key = (str(record["id"]), str(media_root))
+            if cache is not None and key in cache:
+                samples.append(cache[key])
+                continue
+            sample = _prompt_inputs(processor, record, Path(media_root))
+            if cache is not None:
+                cache[key] = sample
+            samples.append(sample)
+        batch = collate(samples)
+        batch.pop("labels")
+        batch = {k: v.to(model.device) for k, v in batch.items()}
+        logits = model(**batch).logits  # [B, L, V]
+        last = batch["attention_mask"].sum(dim=1) - 1  # [B], each row's last real token
+        final = logits[torch.arange(len(chunk), device=logits.device), last]  # [B, V]
+        for record, row in zip(chunk, final, strict=True):
+            letter_ids = _letter_ids(processor.tokenizer, len(record["options"]))
+            predictions.append(LETTERS[int(row[letter_ids].argmax())])
+    return predictions
+
+
+def evaluate(
+    model: Any,
+    processor: Any,
+    records: list[dict],
+    media_root: str | Path,
+    *,
+    batch_size: int = 32,
+    cache: dict | None = None,
+) -> dict[str, dict[str, float]]:
+    """``{task: {"accuracy": ..., "count": ...}}`` over the records, plus ``"all"``."""
+    predictions = predict_letters(model, processor, records, media_root, batch_size=batch_size, cache=cache)
     hits: dict[str, list[bool]] = defaultdict(list)
-    for record in records:
-        correct = predict_letter(model, processor, record, Path(media_root)) == record["answer"]
+    for record, letter in zip(records, predictions, strict=True):
+        correct = letter == record["answer"]
         hits[record["task"]].append(correct)
         hits["all"].append(correct)
     return {task: {"accuracy": sum(v) / len(v), "count": len(v)} for task, v in sorted(hits.items())}

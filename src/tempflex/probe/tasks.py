@@ -1,15 +1,16 @@
 """The temporal probe's tasks: seeded clips whose answer needs time, and one static control.
 
 Each task draws a clip ``[F, H, W, 3]`` uint8 on a noisy grey background and a multiple-choice question.
-Temporal tasks are built so that no single frame gives the answer away:
+Temporal tasks are built so that no single frame gives the answer away, and neither does the clip's mean frame
+(what a model that pools all frames before reading them sees) beyond the motion axis of ``motion_direction``:
 
 - ``motion_direction``: a square moves left / right / up / down, wrapping around the frame, so its position
   in any frame is uniform whatever the direction; reversing the clip flips the answer;
 - ``playback_direction``: a bar fills up (forward) or empties (the same clip reversed);
 - ``blink_count``: a square flashes 1-6 times; every count lights the same number of frames in total;
-- ``blink_frequency``: fast (period 2) or slow (period 6) flashing with a random phase and equal duty;
+- ``blink_frequency``: fast (period 2) or slow (period 8) flashing, random phase, the same lit frames in total;
 - ``colour_order``: a square shows one colour, then another; which came first (reversal flips it);
-- ``speed_change``: a wrapping square speeds up or slows down (reversal flips it);
+- ``speed_change``: a wrapping square, heading left or right, speeds up or slows down (reversal flips it);
 - ``appear_disappear``: a square appears or disappears halfway (reversal flips it);
 - ``static_colour`` (control): the colour of a still square, answerable from any frame.
 
@@ -52,7 +53,7 @@ class ProbeSample:
 
 def _background(rng: np.random.Generator, frames: int, size: int) -> np.ndarray:
     """Noisy grey frames, new noise in every frame."""
-    return rng.integers(96, 160, (frames, size, size, 3), dtype=np.uint8)
+    return rng.integers(120, 136, (frames, size, size, 3), dtype=np.uint8)
 
 
 def _square(frame: np.ndarray, row: int, col: int, side: int, colour: tuple[int, int, int]) -> None:
@@ -115,7 +116,7 @@ def blink_count(rng: np.random.Generator, frames: int, size: int) -> ProbeSample
 def blink_frequency(rng: np.random.Generator, frames: int, size: int) -> ProbeSample:
     options = ["fast", "slow"]
     answer = _choice(rng, options)
-    period = 2 if answer == 0 else 6
+    period = 2 if answer == 0 else 8  # on half of each period: 16 frames light 8 either way, at any phase
     phase = int(rng.integers(period))
     clip = _background(rng, frames, size)
     side, row, col = size // 4, size // 2 - size // 8, size // 2 - size // 8
@@ -144,7 +145,8 @@ def speed_change(rng: np.random.Generator, frames: int, size: int) -> ProbeSampl
     side, col = size // 6, int(rng.integers(size))
     row = int(rng.integers(size))
     speeds = np.linspace(1, size / 8, frames - 1)
-    positions = np.concatenate([[0], np.cumsum(speeds if answer == 0 else speeds[::-1])])
+    heading = 1 if rng.integers(2) else -1  # either way: the time-averaged smear then says nothing
+    positions = heading * np.concatenate([[0], np.cumsum(speeds if answer == 0 else speeds[::-1])])
     for f in range(frames):
         _square(clip[f], row, col + round(positions[f]), side, COLOURS["red"])
     return ProbeSample("speed_change", clip, "Does the red square speed up or slow down?", options, LETTERS[answer])

@@ -6,7 +6,9 @@ A LLaVA-format record (JSON list or JSONL)::
      "conversations": [{"from": "human", "value": "<video>\\nWhat moves?"}, {"from": "gpt", "value": "A ball."}]}
 
 ``"image"`` may be a path or a list of paths (one per ``<image>`` in the text, in order); ``"video"`` a path
-(one ``<video>``); a record with neither is text-only. A media tag missing from the text is put at the start
+(one ``<video>``); a record with neither is text-only. An optional ``"video_options"`` object gives the
+processor's frame sampling for that record's video (e.g. ``{"fps": 8}``; see ``processing.VIDEO_OPTIONS``); it
+overrides the dataset's defaults. A media tag missing from the text is put at the start
 of the first human turn, as LLaVA does. Roles: ``human`` -> user, ``gpt`` -> assistant, ``system`` -> system.
 
 A mixture (YAML), the format of the official recipe::
@@ -33,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tempflex.processing import VIDEO_OPTIONS
 
 __all__ = ["SupervisedDataset", "load_annotations", "load_mixture", "to_messages"]
 
@@ -111,7 +115,10 @@ def to_messages(record: dict, media_root: Path) -> list[dict]:
             kind = match.group(1)
             if not queues[kind]:
                 raise ValueError(f"record {record.get('id')!r}: more <{kind}> tags than {kind} files")
-            parts.append({"type": kind, kind: queues[kind].pop(0)})
+            part = {"type": kind, kind: queues[kind].pop(0)}
+            if kind == "video":
+                part.update(record.get("video_options") or {})
+            parts.append(part)
             position = match.end()
         if position < len(turn["value"]):
             parts.append({"type": "text", "text": turn["value"][position:]})
@@ -124,12 +131,19 @@ def to_messages(record: dict, media_root: Path) -> list[dict]:
 
 @dataclass
 class SupervisedDataset:
-    """Records tokenised on access: ``input_ids``, ``attention_mask``, ``labels`` and pixel tensors."""
+    """Records tokenised on access: ``input_ids``, ``attention_mask``, ``labels`` and pixel tensors.
+
+    ``cache``: a dict that keeps each processed sample (and each failure) so that later epochs, and other
+    datasets over the same records handed the same dict, skip decoding and tokenising. Entries are keyed by
+    record id, media root and video options; a cached clip costs its pixels in float32 (a 16-frame 64x64
+    clip ~0.8 MB), so use it for small sets like the probe, not for a corpus.
+    """
 
     records: list[tuple[dict, Path]]
     processor: Any
     video_options: dict = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
+    cache: dict | None = None
 
     def __len__(self) -> int:
         return len(self.records)
@@ -137,12 +151,25 @@ class SupervisedDataset:
     def __getitem__(self, index: int) -> dict | None:
         record, media_root = self.records[index]
         sample_id = str(record.get("id", index))
+        key = (sample_id, str(media_root), json.dumps(self.video_options, sort_keys=True))
+        if self.cache is not None and key in self.cache:
+            output = self.cache[key]
+            if isinstance(output, str):  # a failure, reported again for this dataset
+                self.failures[sample_id] = output
+                return None
+            return dict(output)
+        output = self._process(record, media_root, sample_id)
+        if self.cache is not None:
+            self.cache[key] = self.failures[sample_id] if output is None else output
+        return None if output is None else dict(output)
+
+    def _process(self, record: dict, media_root: Path, sample_id: str) -> dict | None:
         try:
             messages = to_messages(record, media_root)
             for message in messages:
                 for part in message["content"]:
-                    if part["type"] == "video":
-                        part.update(self.video_options)
+                    if part["type"] == "video":  # the record's own options win over the dataset's
+                        part.update({**self.video_options, **{k: v for k, v in part.items() if k in VIDEO_OPTIONS}})
             output = self.processor.apply_chat_template(
                 messages, tokenize=True, return_dict=True, return_tensors="pt", return_assistant_tokens_mask=True
             )

@@ -124,6 +124,7 @@ def train(
     lora: dict | None = None,
     stop_after: int | None = None,
     shuffle: bool = True,
+    cache: dict | None = None,
 ) -> Trainer:
     """Run one stage and save the result in ``output_dir``; returns the Trainer (its ``state`` holds the logs).
 
@@ -133,6 +134,7 @@ def train(
     ``lora``: PEFT ``LoraConfig`` arguments for the LLM (see ``lora.apply_lora``).
     ``stop_after``: end after N steps as if interrupted (the schedule still plans ``max_steps``).
     ``shuffle=False`` reads the records in order (under torchrun, rank r takes every r-th batch).
+    ``cache``: keep processed samples in this dict (see ``SupervisedDataset``), e.g. across several runs.
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -141,7 +143,7 @@ def train(
         from tempflex.train.lora import apply_lora
 
         apply_lora(model, **lora)
-    dataset = SupervisedDataset(records, processor, video_options={"max_frames": stage.max_frames})
+    dataset = SupervisedDataset(records, processor, video_options={"max_frames": stage.max_frames}, cache=cache)
     pad_id = processor.tokenizer.pad_token_id
     collator = PackingCollator(pad_id, max_length) if packing else PaddingCollator(pad_id)
     args = TrainingArguments(
