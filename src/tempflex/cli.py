@@ -7,6 +7,7 @@ Commands:
                                                 # one stage of the recipe (torchrun -m tempflex.train ... too)
     tempflex plot-loss runs/s3                  # runs/s3/loss.png
     tempflex probe generate --out probe         # the temporal probe: mp4 clips + train/test JSONL
+    tempflex synth run --videos clips/ --store synth.db --model gpt-4o   # caption + VQA data (synth.cli)
 """
 
 from __future__ import annotations
@@ -100,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--frames", type=int, default=16, help="frames per clip (at least 12)")
     generate.add_argument("--size", type=int, default=64, help="frame side in pixels (a multiple of 8)")
     generate.set_defaults(run=_probe_generate)
+    from tempflex.synth.cli import add_synth_commands  # imports only argparse; the synth extra loads per command
+
+    add_synth_commands(commands)
     return parser
 
 
