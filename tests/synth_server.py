@@ -9,7 +9,7 @@ is a function (``key``: the video, ``n``: how many requests that video made befo
 - ``("429", seconds)``: Too Many Requests with ``Retry-After``; ``"500"``; ``("slow", seconds)``: sleep, then
   answer (past the client's timeout); ``"drop"``: close the connection without a response; ``"401"``.
 
-``server.log`` lists ``(key, action)`` per request, in arrival order.
+``server.log`` lists ``(key, action)`` per request, in arrival order; ``server.bodies`` the request bodies.
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ class ScriptedServer:
         self.script = script if callable(script) else list(script)
         self.latency = latency
         self.log: list[tuple[str, str]] = []
+        self.bodies: list[dict] = []
         self._lock = threading.Lock()
         self._counts: dict[str, int] = {}
         server = self
@@ -82,7 +83,7 @@ class ScriptedServer:
                 if self.path != "/v1/chat/completions":
                     return self._send(404, {"error": {"message": f"no route {self.path}"}})
                 key = request_key(body)
-                action = server._next(key)
+                action = server._next(key, body)
                 time.sleep(server.latency)
                 kind = action[0] if isinstance(action, tuple) else action
                 if kind == "drop":
@@ -120,8 +121,9 @@ class ScriptedServer:
         self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
 
-    def _next(self, key: str) -> object:
+    def _next(self, key: str, body: dict) -> object:
         with self._lock:
+            self.bodies.append(body)
             count = self._counts.get(key, 0)
             self._counts[key] = count + 1
             if callable(self.script):
