@@ -232,3 +232,17 @@ def test_cli_export_stats_and_errors(tmp_path, capsys):
     assert main(["synth", "export", "--store", str(tmp_path / "s.db"), "--out", str(tmp_path / "y"),
                  "--prompt-version", "v9"]) == 2  # fmt: skip
     assert "prompt version 'v9' is not in" in capsys.readouterr().err
+
+
+def test_shards_split_the_videos(tmp_path):
+    videos = _videos(tmp_path / "clips", 6, seconds=1)
+    with ScriptedServer() as server:
+        for index in range(2):
+            _run(tmp_path / f"shard{index}.db", videos, server, shard=(index, 2), near_dup_threshold=None)
+    ids = []
+    for index in range(2):
+        with Store(tmp_path / f"shard{index}.db") as store:
+            ids.append({row.video_id for row in store.rows(PromptSpec().version, ("done",))})
+    assert ids[0] and ids[1] and not ids[0] & ids[1] and len(ids[0] | ids[1]) == 6
+    with pytest.raises(ValueError, match="shard 2/2"):
+        SynthConfig(base_url="http://x", model="m", shard=(2, 2))

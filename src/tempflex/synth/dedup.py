@@ -12,8 +12,7 @@
 
 Example::
 
-    frames = load_video("a.mp4", num_frames=PHASH_FRAMES).frames
-    perceptual_hash(frames)        # -> '3c1e0f0f...' (16 hex digits per frame)
+    video_phash("a.mp4")           # -> '3c1e0f0f...' (16 hex digits per frame, PHASH_FRAMES frames)
 """
 
 from __future__ import annotations
@@ -24,7 +23,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-__all__ = ["PHASH_FRAMES", "content_hash", "hamming", "near_duplicates", "perceptual_hash"]
+from tempflex.media import load_video
+
+__all__ = ["PHASH_FRAMES", "content_hash", "hamming", "near_duplicates", "perceptual_hash", "video_phash"]
 
 PHASH_FRAMES = 4
 """Frames per video in its perceptual hash (spread evenly over the video)."""
@@ -54,6 +55,11 @@ def perceptual_hash(frames: np.ndarray) -> str:
     if frames.ndim != 4 or len(frames) == 0:
         raise ValueError(f"expected frames [F, H, W, 3], got shape {tuple(frames.shape)}")
     return "".join(f"{_dhash(frame):016x}" for frame in frames)
+
+
+def video_phash(path: str | Path, timeout: float = 600.0) -> str:
+    """The perceptual hash of ``PHASH_FRAMES`` frames spread over a video (``MediaError`` if unreadable)."""
+    return perceptual_hash(load_video(path, num_frames=PHASH_FRAMES, max_frames=None, timeout=timeout).frames)
 
 
 def _words(phash: str) -> np.ndarray:

@@ -4,8 +4,8 @@ Steps, each safe to interrupt at any moment (kill -9 included) and to run again:
 
 1. Register: hash each file's content (the video id; cached by path, size and mtime), keep this shard's
    (``shard=(i, n)``: ids with ``int(id[:8], 16) % n == i``), add a pending row per (video id, prompt version).
-2. Near-duplicates: a perceptual hash of ``PHASH_FRAMES`` frames per video (stored once); videos close to one
-   kept earlier (done ones first, then registration order) become ``duplicate`` and are not sent.
+2. Near-duplicates: a perceptual hash of a few frames per video (``dedup.video_phash``, stored once); videos close
+   to one kept earlier (done ones first, then registration order) become ``duplicate`` and are not sent.
 3. Generate: ``extract_workers`` threads decode 1 fps frames (``tempflex.media.load_video``; at most
    ``max_grids * 9``, spread evenly beyond that, the prompt then says at which seconds), stitch them into 3x3
    grids and JPEG data URIs, off the event loop; ``concurrency`` asyncio workers send requests
@@ -37,7 +37,7 @@ from pathlib import Path
 
 from tempflex.media import MediaError, load_video
 from tempflex.synth.client import ChatClient, EndpointError, RequestFailedError
-from tempflex.synth.dedup import PHASH_FRAMES, content_hash, near_duplicates, perceptual_hash
+from tempflex.synth.dedup import content_hash, near_duplicates, video_phash
 from tempflex.synth.grids import GRID_SIDE, grid_data_uris, stitch_grids
 from tempflex.synth.inputs import metadata_for
 from tempflex.synth.prompt import PromptSpec
@@ -139,21 +139,21 @@ def _register(store: Store, videos: list[Path], table: dict[str, dict], config: 
     return skipped
 
 
-def _phash_of(path: str, timeout: float) -> str:
-    return perceptual_hash(load_video(path, num_frames=PHASH_FRAMES, max_frames=None, timeout=timeout).frames)
-
-
 async def _deduplicate(store: Store, config: SynthConfig, pool: concurrent.futures.Executor) -> None:
     """Step 2: perceptual hashes for the videos lacking one, then mark near-duplicates."""
     version, loop = config.prompt.version, asyncio.get_running_loop()
-    rows = [r for r in store.rows(version, ("pending", "failed", "done")) if store.phash(r.video_id) is None]
-    jobs = {r.video_id: loop.run_in_executor(pool, _phash_of, r.source, config.decode_timeout) for r in rows}
+    rows = [
+        r
+        for r in store.rows(version, ("pending", "failed", "done"))
+        if (r.status != "failed" or r.retryable) and store.phash(r.video_id) is None
+    ]
+    jobs = {r.video_id: loop.run_in_executor(pool, video_phash, r.source, config.decode_timeout) for r in rows}
     for video_id, job in jobs.items():
         try:
             store.set_phash(video_id, await job)
         except MediaError as error:
             store.fail(video_id, version, str(error), retryable=False)
-    rows = store.rows(version, ("done",)) + store.rows(version, ("pending", "failed"))
+    rows = store.rows(version, ("done",)) + store.todo(version, config.max_attempts)  # never kept: a lost cause
     ordered = [(r.video_id, h) for r in rows if (h := store.phash(r.video_id)) is not None]
     for video_id, (kept, distance) in near_duplicates(ordered, config.near_dup_threshold).items():
         store.mark_duplicate(video_id, version, kept, distance)
@@ -182,6 +182,10 @@ class _Generator:
                 )  # fmt: skip
             except MediaError as error:
                 self.store.fail(row.video_id, row.prompt_version, str(error), retryable=False)
+                continue
+            except Exception as error:  # anything else about this one video (a huge frame, a PIL error) fails it alone
+                reason = f"cannot prepare {row.source!r}: {type(error).__name__}: {error}"
+                self.store.fail(row.video_id, row.prompt_version, reason, retryable=False)
                 continue
             finally:
                 self.report.extract_seconds += time.perf_counter() - begin

@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS videos (
     completion_tokens INTEGER NOT NULL DEFAULT 0, cost REAL NOT NULL DEFAULT 0, updated REAL NOT NULL,
     PRIMARY KEY (video_id, prompt_version));
 CREATE INDEX IF NOT EXISTS videos_status ON videos (prompt_version, status);
+CREATE INDEX IF NOT EXISTS videos_seq ON videos (seq);
 """
 
 
