@@ -99,7 +99,7 @@ def _retry_after(value: str | None) -> float | None:
 
 
 class ChatClient:
-    """Chat completions with bounded retries, backoff, rate limits and a per-request timeout (seconds)."""
+    """Chat completions with bounded retries, backoff, rate limits and a timeout (seconds) per request attempt."""
 
     def __init__(
         self,
@@ -128,7 +128,9 @@ class ChatClient:
         self.max_tokens, self.temperature, self.tokens_per_image = max_tokens, temperature, tokens_per_image
         self._random = random.Random(seed)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.AsyncClient(headers=headers, timeout=timeout)
+        # the whole request is bounded by ``timeout`` (asyncio.wait_for), each read too; the number of connections
+        # is bounded by the callers' concurrency, not by a pool limit that would turn queueing into timeouts
+        self._http = httpx.AsyncClient(headers=headers, timeout=timeout, limits=httpx.Limits(max_connections=None))
 
     async def __aenter__(self) -> ChatClient:
         return self
@@ -154,8 +156,8 @@ class ChatClient:
             await self.limiter.acquire(estimate)
             wait = None
             try:
-                response = await self._http.post(self.url, json=body)
-            except httpx.TimeoutException:
+                response = await asyncio.wait_for(self._http.post(self.url, json=body), self.timeout)
+            except (httpx.TimeoutException, asyncio.TimeoutError):
                 problem = f"timed out after {self.timeout}s"
             except httpx.TransportError as error:  # refused, reset, dropped mid-response, bad protocol
                 problem = f"connection failed ({type(error).__name__}: {error})"
