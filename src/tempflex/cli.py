@@ -8,6 +8,7 @@ Commands:
     tempflex plot-loss runs/s3                  # runs/s3/loss.png
     tempflex probe generate --out probe         # the temporal probe: mp4 clips + train/test JSONL
     tempflex demo --out demo [--quick]          # train a tiny TempFlex on the probe; TFF ablation tables
+    tempflex synth run --videos clips/ --store synth.db --model gpt-4o   # caption + VQA data (synth.cli)
 """
 
 from __future__ import annotations
@@ -126,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--per-task", type=int, help="probe clips per task, a quarter held out (default 200)")
     demo.add_argument("--frames-to-llm", type=int, help="frames left after pooling, 0 for all (default 1)")
     demo.set_defaults(run=_demo)
+    from tempflex.synth.cli import add_synth_commands  # imports only argparse; the synth extra loads per command
+
+    add_synth_commands(commands)
     return parser
 
 

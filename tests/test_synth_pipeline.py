@@ -1,0 +1,248 @@
+"""The synthesis job end to end: real videos, a real local OpenAI-compatible server, faults, kill -9 and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from synth_server import ScriptedServer, encode_pattern_video
+from tempflex.synth.client import EndpointError
+from tempflex.synth.export import export_llava, llava_records
+from tempflex.synth.inputs import find_videos, load_metadata
+from tempflex.synth.pipeline import SynthConfig, run_synthesis
+from tempflex.synth.prompt import PromptSpec
+from tempflex.synth.stats import collect_stats, format_stats, plot_stats
+from tempflex.synth.store import Store
+from tempflex.train.data import load_annotations, to_messages
+
+FAST = {"backoff": 0.01, "max_backoff": 0.05, "timeout": 0.5, "cell_width": 32}
+
+
+def _videos(folder: Path, count: int, seconds: int = 3) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    return [encode_pattern_video(folder / f"v{i}.mp4", seed=i, seconds=seconds) for i in range(count)]
+
+
+def _run(store_path, videos, server, metadata=None, **options):
+    config = SynthConfig(base_url=server.base_url, model="test-model", **{**FAST, **options})
+    with Store(store_path) as store:
+        return run_synthesis(store, videos, metadata or {}, config)
+
+
+def test_faults_end_with_every_video_done_once(tmp_path):
+    videos = _videos(tmp_path / "clips", 6)
+    script = ["invalid_json", "wrong_count", ("429", 0.2), "500", ("slow", 1.0), "drop", "unknown_dimension",
+              "empty_answer"]  # fmt: skip
+    with ScriptedServer(script) as server:
+        report = _run(
+            tmp_path / "s.db", videos, server, concurrency=3, max_repairs=4, price_input=1.0, price_output=2.0
+        )
+        log = list(server.log)
+    assert report.counts == {"done": 6}
+    assert report.sent == 6
+    assert len(log) == 6 + len(script) == report.requests
+    assert report.prompt_tokens > 0 and report.cost == pytest.approx(
+        (report.prompt_tokens + 2 * report.completion_tokens) / 1e6
+    )
+    with Store(tmp_path / "s.db") as store:
+        version = PromptSpec().version
+        rows = store.rows(version)
+        assert sum(row.requests for row in rows) == len(log)
+        records = llava_records(store, version)
+    assert len(records) == 6 * 11 and len({r["id"] for r in records}) == len(records)
+    with ScriptedServer() as server:  # a rerun sends nothing
+        again = _run(tmp_path / "s.db", videos, server)
+        assert server.log == [] and again.sent == 0 and again.counts == {"done": 6}
+
+
+def test_failures_are_recorded_with_reasons_and_retried_by_a_rerun(tmp_path):
+    videos = _videos(tmp_path / "clips", 3)
+    corrupt = tmp_path / "clips" / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(2000))
+    missing = tmp_path / "clips" / "missing.mp4"
+    doomed: list[str] = []  # the video whose every answer is invalid: the first one asked about
+
+    def script(key, count):
+        if not doomed:
+            doomed.append(key)
+        return "invalid_json" if key == doomed[0] else "valid"
+
+    with ScriptedServer(script) as server:
+        report = _run(tmp_path / "s.db", [*videos, corrupt, missing], server, max_repairs=1, concurrency=1)
+    assert report.counts == {"done": 2, "failed": 2}
+    assert report.skipped_inputs == [f"{missing}: No such file or directory"]
+    with Store(tmp_path / "s.db") as store:
+        failed = {Path(row.source).name: row for row in store.rows(PromptSpec().version, ("failed",))}
+    assert "cannot read video" in failed["corrupt.mp4"].last_error and not failed["corrupt.mp4"].retryable
+    invalid = next(row for name, row in failed.items() if name != "corrupt.mp4")
+    assert invalid.last_error.startswith("invalid output after 2 tries: the output is not JSON")
+    assert invalid.retryable and invalid.requests == 2 and invalid.attempts == 1
+    with ScriptedServer() as server:  # the rerun retries the invalid one only (the corrupt file fails for good)
+        report = _run(tmp_path / "s.db", [*videos, corrupt], server)
+        assert [key for key, _ in server.log] == doomed
+    assert report.counts == {"done": 3, "failed": 1}
+
+
+def test_identical_and_near_duplicate_videos_are_sent_once(tmp_path):
+    videos = _videos(tmp_path / "clips", 2)
+    copy = tmp_path / "clips" / "copy_of_v0.mp4"
+    copy.write_bytes(videos[0].read_bytes())
+    reencoded = encode_pattern_video(tmp_path / "clips" / "v1_bigger.mp4", seed=1, size=(60, 80), quality=1)
+    with ScriptedServer() as server:
+        report = _run(tmp_path / "s.db", find_videos(tmp_path / "clips"), server)
+        assert len(server.log) == 2
+    assert report.counts == {"done": 2, "duplicate": 1}
+    with Store(tmp_path / "s.db") as store:
+        (dup,) = store.rows(PromptSpec().version, ("duplicate",))
+        assert Path(dup.source) == reencoded and "near-duplicate of" in dup.last_error
+        v0 = store.get(store.cached_video_id(str(copy.resolve()), copy.stat().st_size, copy.stat().st_mtime_ns),
+                       PromptSpec().version)  # fmt: skip
+        assert Path(v0.source) == videos[0].resolve() or Path(v0.source) == copy.resolve()
+    with ScriptedServer() as server:  # the check off: the re-encoded video is sent
+        report = _run(tmp_path / "t.db", find_videos(tmp_path / "clips"), server, near_dup_threshold=None)
+        assert len(server.log) == 3
+
+
+def test_export_is_read_by_the_training_loader_and_stats(tmp_path):
+    videos = _videos(tmp_path / "clips", 2)
+    meta = tmp_path / "clips" / "meta.jsonl"
+    meta.write_text(json.dumps({"video": "v0.mp4", "asr": "spoken words", "source": "vatex"}) + "\n"
+                    + json.dumps({"video": "v1.mp4", "title": "A title", "source": "openvid"}) + "\n")  # fmt: skip
+    with ScriptedServer() as server:
+        _run(tmp_path / "s.db", videos, server, metadata=load_metadata(meta))
+    with Store(tmp_path / "s.db") as store:
+        counts = export_llava(store, tmp_path / "out" / "synth.jsonl", media_root=tmp_path)
+        stats = collect_stats(store, PromptSpec().version, dimensions=PromptSpec().dimensions)
+    assert counts == {"videos": 2, "captions": 2, "vqa": 20}
+    records = load_annotations(tmp_path / "out" / "synth.jsonl")
+    assert records[0]["conversations"][0]["value"] == "<video>\nDescribe this video in detail."
+    assert {r["source"] for r in records} == {"vatex", "openvid"}
+    messages = to_messages(records[1], tmp_path)  # a VQA sample: <video>, the question; then the answer
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+    video_part, question = messages[0]["content"]
+    assert video_part["type"] == "video" and Path(video_part["video"]).resolve() in {v.resolve() for v in videos}
+    assert question["text"] == records[1]["conversations"][0]["value"].removeprefix("<video>\n")
+    assert records[1]["dimension"] in PromptSpec().dimensions
+    assert sum(stats.dimensions.values()) == 20 and len(stats.dimensions) == 15
+    assert stats.sources == {"openvid": {"caption": 1, "vqa": 10}, "vatex": {"caption": 1, "vqa": 10}}
+    table = format_stats(stats)
+    assert "Temporal Reasoning" in table and "vatex" in table
+    assert plot_stats(stats, tmp_path / "stats.png").stat().st_size > 5000
+
+
+def test_metadata_and_grids_reach_the_request(tmp_path):
+    videos = [encode_pattern_video(tmp_path / "v0.mp4", seed=0, seconds=11)]  # 11 frames at 1 fps: 2 grids
+    table = {"v0.mp4": {"video": "v0.mp4", "asr": "the words spoken", "objects": ["ball", "cup"]}}
+    with ScriptedServer() as server:
+        _run(tmp_path / "s.db", videos, server, metadata=table, cell_width=40)
+        (body,) = server.bodies
+    assert body["model"] == "test-model" and body["messages"][0]["content"] == PromptSpec().system_text()
+    text, *images = body["messages"][1]["content"]
+    assert "ASR text: the words spoken" in text["text"] and "Objects / Props: ball, cup" in text["text"]
+    assert len(images) == 2 and all(i["image_url"]["url"].startswith("data:image/jpeg;base64,") for i in images)
+    with Store(tmp_path / "s.db") as store:
+        (row,) = store.rows(PromptSpec().version)
+    assert row.metadata == {"asr": "the words spoken", "objects": ["ball", "cup"]}
+
+
+def test_grid_cap_spreads_frames_and_says_when(tmp_path):
+    videos = [encode_pattern_video(tmp_path / "v0.mp4", seed=0, seconds=20)]
+    with ScriptedServer() as server:
+        _run(tmp_path / "s.db", videos, server, max_grids=1)
+        (body,) = server.bodies
+    text, *images = body["messages"][1]["content"]
+    assert len(images) == 1 and "taken at these seconds" in text["text"]
+
+
+def test_endpoint_refusal_stops_the_job_and_leaves_videos_pending(tmp_path):
+    videos = _videos(tmp_path / "clips", 3)
+    with ScriptedServer(["401"] * 10) as server, pytest.raises(EndpointError, match="401"):
+        _run(tmp_path / "s.db", videos, server, concurrency=1)
+    with Store(tmp_path / "s.db") as store:
+        assert store.counts(PromptSpec().version) == {"pending": 3}
+
+
+def _done(store_path: Path) -> int:
+    with sqlite3.connect(store_path) as db:
+        try:
+            return db.execute("SELECT COUNT(*) FROM videos WHERE status = 'done'").fetchone()[0]
+        except sqlite3.OperationalError:  # not created yet
+            return 0
+
+
+def test_kill_9_and_rerun_gives_the_same_export(tmp_path):
+    videos = _videos(tmp_path / "clips", 10, seconds=2)
+    with ScriptedServer(latency=0.15) as server:
+        _run(tmp_path / "whole.db", videos, server, concurrency=2)
+        with Store(tmp_path / "whole.db") as store:
+            export_llava(store, tmp_path / "whole.jsonl")
+        server.log.clear()
+        command = [sys.executable, "-m", "tempflex.cli", "synth", "run", "--videos", str(tmp_path / "clips"),
+                   "--store", str(tmp_path / "killed.db"), "--base-url", server.base_url, "--model", "test-model",
+                   "--concurrency", "2", "--cell-width", "32", "--quiet"]  # fmt: skip
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while _done(tmp_path / "killed.db") < 3 and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        assert process.returncode == -signal.SIGKILL, process.stderr.read().decode()[-2000:]
+        done_before = _done(tmp_path / "killed.db")
+        assert 3 <= done_before < 10
+        with Store(tmp_path / "killed.db") as store:
+            done_keys = {row.video_id for row in store.rows(PromptSpec().version, ("done",))}
+        asked_before = len(server.log)
+        server.log.clear()
+        report = _run(tmp_path / "killed.db", videos, server, concurrency=2)
+        assert report.counts == {"done": 10}
+        assert report.sent == 10 - done_before  # nothing done is redone
+        assert len(server.log) == report.sent and asked_before >= done_before
+    with Store(tmp_path / "killed.db") as store:
+        export_llava(store, tmp_path / "killed.jsonl")
+        assert all(store.get(key, PromptSpec().version).requests == 1 for key in done_keys)
+    assert (tmp_path / "killed.jsonl").read_bytes() == (tmp_path / "whole.jsonl").read_bytes()
+
+
+def test_cli_export_stats_and_errors(tmp_path, capsys):
+    from tempflex.cli import main
+
+    videos = _videos(tmp_path / "clips", 2)
+    with ScriptedServer() as server:
+        _run(tmp_path / "s.db", videos, server)
+    assert main(["synth", "export", "--store", str(tmp_path / "s.db"), "--format", "llava",
+                 "--out", str(tmp_path / "x.jsonl")]) == 0  # fmt: skip
+    assert "wrote 22 samples (2 captions, 20 VQA) from 2 videos" in capsys.readouterr().out
+    assert len(load_annotations(tmp_path / "x.jsonl")) == 22
+    assert main(["synth", "stats", "--store", str(tmp_path / "s.db"), "--png", str(tmp_path / "f.png")]) == 0
+    out = capsys.readouterr().out
+    assert "status: done 2" in out and "Scene Description" in out and (tmp_path / "f.png").is_file()
+    assert main(["synth", "export", "--store", str(tmp_path / "none.db"), "--out", str(tmp_path / "y")]) == 2
+    assert "none.db" in capsys.readouterr().err
+    assert main(["synth", "run", "--videos", str(tmp_path / "nowhere"), "--store", str(tmp_path / "t.db"),
+                 "--model", "m", "--quiet"]) == 2  # fmt: skip
+    assert "nowhere" in capsys.readouterr().err
+    assert main(["synth", "export", "--store", str(tmp_path / "s.db"), "--out", str(tmp_path / "y"),
+                 "--prompt-version", "v9"]) == 2  # fmt: skip
+    assert "prompt version 'v9' is not in" in capsys.readouterr().err
+
+
+def test_shards_split_the_videos(tmp_path):
+    videos = _videos(tmp_path / "clips", 6, seconds=1)
+    with ScriptedServer() as server:
+        for index in range(2):
+            _run(tmp_path / f"shard{index}.db", videos, server, shard=(index, 2), near_dup_threshold=None)
+    ids = []
+    for index in range(2):
+        with Store(tmp_path / f"shard{index}.db") as store:
+            ids.append({row.video_id for row in store.rows(PromptSpec().version, ("done",))})
+    assert ids[0] and ids[1] and not ids[0] & ids[1] and len(ids[0] | ids[1]) == 6
+    with pytest.raises(ValueError, match="shard 2/2"):
+        SynthConfig(base_url="http://x", model="m", shard=(2, 2))
