@@ -8,6 +8,8 @@ Commands:
     tempflex plot-loss runs/s3                  # runs/s3/loss.png
     tempflex probe generate --out probe         # the temporal probe: mp4 clips + train/test JSONL
     tempflex demo --out demo [--quick]          # train a tiny TempFlex on the probe; TFF ablation tables
+    tempflex eval --model runs/s4 --benchmark videomme --data Video-MME --output eval/videomme
+                                                # one benchmark: resumable predictions, results.json/.md
 """
 
 from __future__ import annotations
@@ -69,6 +71,12 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _eval(args: argparse.Namespace) -> int:
+    from tempflex.evaluation.cli import run_eval_command
+
+    return run_eval_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``tempflex`` command."""
     parser = argparse.ArgumentParser(prog="tempflex", description="TempFlex-VL toolkit")
@@ -126,6 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--per-task", type=int, help="probe clips per task, a quarter held out (default 200)")
     demo.add_argument("--frames-to-llm", type=int, help="frames left after pooling, 0 for all (default 1)")
     demo.set_defaults(run=_demo)
+    evaluate = commands.add_parser("eval", help="score a model on a benchmark from local files")
+    from tempflex.evaluation.cli import add_eval_arguments  # light: no model or media imports
+
+    add_eval_arguments(evaluate)
+    evaluate.set_defaults(run=_eval)
     return parser
 
 
