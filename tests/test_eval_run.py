@@ -53,9 +53,7 @@ def test_eval_cli_interrupt_and_resume(probe, tmp_path):
     first_run = json.loads(json.dumps(written))
     assert written["versions"]["torch"] and written["settings"]["seed"] == 0
     assert "probe" in (out / "results.md").read_text()
-    assert first_run["metrics"]["overall"] == pytest.approx(
-        100 * sum(e["score"] for e in entries) / 8, abs=0.01
-    )
+    assert first_run["metrics"]["overall"] == pytest.approx(100 * sum(e["score"] for e in entries) / 8, abs=0.01)
 
 
 def test_cli_records_the_command(probe, tmp_path):

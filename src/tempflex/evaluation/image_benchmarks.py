@@ -114,7 +114,11 @@ def load_tsv_mcq(data: Path, frames: int | None = None, *, circular: bool = Fals
             raise ValueError(f"{where}: answer {row.get('answer')!r} is not one of the options {list(options)}")
         index = int(float(row["index"]))
         image = _image_source(row, by_index, data.parent, where)
-        groups = {key.replace("-", "_"): str(row[key]) for key in ("category", "l2-category") if _present(row.get(key))}
+        groups = {
+            key.replace("-", "_"): str(row[key])
+            for key in ("category", "l2-category", "l2_category")
+            if _present(row.get(key))
+        }
         hint = f"Hint: {row['hint']}\n" if _present(row.get("hint")) else ""
         shifts = range(len(options)) if circular and not has_copies else [0]
         for shift in shifts:
