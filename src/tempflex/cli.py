@@ -9,6 +9,8 @@ Commands:
     tempflex probe generate --out probe         # the temporal probe: mp4 clips + train/test JSONL
     tempflex demo --out demo [--quick]          # train a tiny TempFlex on the probe; TFF ablation tables
     tempflex synth run --videos clips/ --store synth.db --model gpt-4o   # caption + VQA data (synth.cli)
+    tempflex eval --model runs/s4 --benchmark videomme --data Video-MME --output eval/videomme
+                                                # one benchmark: resumable predictions, results.json/.md
 """
 
 from __future__ import annotations
@@ -68,6 +70,12 @@ def _demo(args: argparse.Namespace) -> int:
         settings = replace(settings, frames_to_llm=args.frames_to_llm or None)
     run_demo(args.out, settings)
     return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from tempflex.evaluation.cli import run_eval_command
+
+    return run_eval_command(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     from tempflex.synth.cli import add_synth_commands  # imports only argparse; the synth extra loads per command
 
     add_synth_commands(commands)
+    evaluate = commands.add_parser("eval", help="score a model on a benchmark from local files")
+    from tempflex.evaluation.cli import add_eval_arguments  # light: no model or media imports
+
+    add_eval_arguments(evaluate)
+    evaluate.set_defaults(run=_eval)
     return parser
 
 
