@@ -139,9 +139,8 @@ class Engine:
         config = model.config
         self.image_token_id = int(config.image_token_id)
         self.video_token_id = int(config.video_token_id)
-        self.suppressed = sorted(
-            {self.image_token_id, self.video_token_id, int(config.vision_start_token_id), int(config.vision_end_token_id)}
-        )
+        visual = ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id")
+        self.suppressed = sorted({int(getattr(config, name)) for name in visual})
 
     @classmethod
     def load(cls, spec: str, name: str | None = None) -> Engine:

@@ -8,10 +8,11 @@
 
 Every refusal is a ``RequestError(400)`` naming the URL and the reason:
 
-    >>> MediaPolicy().resolve("file:///etc/passwd", "image_url")
-    Traceback (most recent call last):
-    ...
-    tempflex.serve.errors.RequestError: image_url 'file:///etc/passwd': local files are off (start the server with --allowed-media-dir)
+    >>> try:
+    ...     MediaPolicy(allowed_dir=Path("/tmp")).resolve("file:///etc/passwd", "image_url")
+    ... except RequestError as error:
+    ...     print(error.status, error.message)
+    400 image_url 'file:///etc/passwd': the path is outside the allowed media folder
 """
 
 from __future__ import annotations
