@@ -1,7 +1,7 @@
 """``RequestError``: a client error with its HTTP status, rendered in OpenAI's error format.
 
-    >>> RequestError(400, "messages[0].content[1]: unknown part type 'audio'", param="messages").body()["error"]["type"]
-    'invalid_request_error'
+>>> RequestError(400, "messages[0].content[1]: unknown part type 'audio'", param="messages").body()["error"]["type"]
+'invalid_request_error'
 """
 
 from __future__ import annotations
