@@ -8,6 +8,8 @@ Commands:
     tempflex plot-loss runs/s3                  # runs/s3/loss.png
     tempflex probe generate --out probe         # the temporal probe: mp4 clips + train/test JSONL
     tempflex demo --out demo [--quick]          # train a tiny TempFlex on the probe; TFF ablation tables
+    tempflex chat --model tiny --image cat.png "What is it?"   # a streamed answer; no question: interactive
+    tempflex serve --model tiny --port 8000     # OpenAI-compatible API and a web chat page at /
 """
 
 from __future__ import annotations
@@ -126,7 +128,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--per-task", type=int, help="probe clips per task, a quarter held out (default 200)")
     demo.add_argument("--frames-to-llm", type=int, help="frames left after pooling, 0 for all (default 1)")
     demo.set_defaults(run=_demo)
+    _add_serving(commands)
     return parser
+
+
+def _add_serving(commands: argparse._SubParsersAction) -> None:
+    """``tempflex chat`` and ``tempflex serve`` (the serve extra; handlers import lazily)."""
+    from tempflex.serve.cli import add_arguments, run_chat, run_serve
+
+    chat = commands.add_parser("chat", help="ask about an image or a video (interactive without a question)")
+    serve = commands.add_parser("serve", help="OpenAI-compatible HTTP server with a web chat page")
+    add_arguments(chat, serve)
+    chat.set_defaults(run=run_chat)
+    serve.set_defaults(run=run_serve)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
