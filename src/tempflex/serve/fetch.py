@@ -51,8 +51,8 @@ def address_problem(address: str) -> str | None:
         ("loopback", ip.is_loopback),
         ("link-local", ip.is_link_local),
         ("multicast", ip.is_multicast),
-        ("private", ip.is_private),
         ("reserved", ip.is_reserved),
+        ("private", ip.is_private),
         ("shared (carrier-grade NAT)", ip in ipaddress.ip_network("100.64.0.0/10")),
         ("not global", not ip.is_global),
     )
