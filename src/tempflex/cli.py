@@ -11,6 +11,8 @@ Commands:
     tempflex synth run --videos clips/ --store synth.db --model gpt-4o   # caption + VQA data (synth.cli)
     tempflex eval --model runs/s4 --benchmark videomme --data Video-MME --output eval/videomme
                                                 # one benchmark: resumable predictions, results.json/.md
+    tempflex chat --model tiny --image cat.png "What is it?"   # a streamed answer; no question: interactive
+    tempflex serve --model tiny --port 8000     # OpenAI-compatible API and a web chat page at /
 """
 
 from __future__ import annotations
@@ -143,7 +145,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_eval_arguments(evaluate)
     evaluate.set_defaults(run=_eval)
+    _add_serving(commands)
     return parser
+
+
+def _add_serving(commands: argparse._SubParsersAction) -> None:
+    """``tempflex chat`` and ``tempflex serve`` (the serve extra; handlers import lazily)."""
+    from tempflex.serve.cli import add_arguments, run_chat, run_serve
+
+    chat = commands.add_parser("chat", help="ask about an image or a video (interactive without a question)")
+    serve = commands.add_parser("serve", help="OpenAI-compatible HTTP server with a web chat page")
+    add_arguments(chat, serve)
+    chat.set_defaults(run=run_chat)
+    serve.set_defaults(run=run_serve)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

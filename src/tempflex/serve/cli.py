@@ -1,0 +1,92 @@
+"""``tempflex chat`` and ``tempflex serve``: parsed arguments -> ``ChatSession`` / ``create_app``.
+
+tempflex chat --model tiny --image cat.png "What is it?"     # one answer, streamed to stdout
+tempflex chat --model tiny --video clip.mp4                  # interactive: the clip is encoded once
+tempflex serve --model tiny --host 127.0.0.1 --port 8000     # OpenAI-compatible API + the page at /
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+__all__ = ["add_arguments", "run_chat", "run_serve"]
+
+
+def add_arguments(chat: argparse.ArgumentParser, serve: argparse.ArgumentParser) -> None:
+    """Declare the options of ``tempflex chat`` and ``tempflex serve``."""
+    for parser in (chat, serve):
+        parser.add_argument("--model", required=True, help="a preset (tiny) or a saved TempFlex folder")
+        parser.add_argument("--max-tokens", type=int, default=256, help="new tokens per answer (serve: the cap)")
+    chat.add_argument("question", nargs="?", help="ask once and exit; without it, chat interactively")
+    chat.add_argument("--image", help="an image file for the (first) question")
+    chat.add_argument("--video", help="a video file for the (first) question")
+    chat.add_argument("--fps", type=float, help="video frames sampled per second (default 1)")
+    chat.add_argument("--num-frames", type=int, help="sample exactly this many video frames instead of --fps")
+    chat.add_argument("--temperature", type=float, default=0.0, help="0 (default) for greedy decoding")
+    chat.add_argument("--no-visual-cache", action="store_true", help="re-encode the media on every turn")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--name", help="the model name clients pass (default: --model)")
+    serve.add_argument("--allowed-media-dir", help="allow file:// URLs and paths inside this folder only")
+    serve.add_argument("--allow-remote-media", action="store_true", help="fetch http(s) media (public hosts only)")
+    serve.add_argument("--max-remote-mb", type=float, default=64.0, help="size cap of one fetched media file")
+    serve.add_argument("--remote-timeout", type=float, default=20.0, help="seconds allowed for one media fetch")
+    serve.add_argument("--max-body-mb", type=float, default=32.0, help="request body size limit (413 above)")
+    serve.add_argument("--max-queue", type=int, default=64, help="requests waiting for the model (429 above)")
+
+
+def run_chat(args: argparse.Namespace) -> int:
+    """One question, or an interactive loop (empty line or EOF ends it); prints the answers as they stream."""
+    from tempflex.serve.engine import Engine, GenerationParams
+    from tempflex.serve.session import ChatSession
+
+    options = {key: value for key, value in (("fps", args.fps), ("nframes", args.num_frames)) if value is not None}
+    session = ChatSession(Engine.load(args.model), use_cache=not args.no_visual_cache, **options)
+    params = GenerationParams(max_tokens=args.max_tokens, temperature=args.temperature)
+    media = {"image": args.image, "video": args.video}
+
+    def answer(question: str) -> None:
+        result = session.ask(question, params=params, on_text=lambda piece: print(piece, end="", flush=True), **media)
+        media.update(image=None, video=None)
+        print(f"\n[{result.completion_tokens} tokens, {result.finish_reason}]", file=sys.stderr)
+
+    if args.question is not None:
+        answer(args.question)
+        return 0
+    print("tempflex chat: type a question, an empty line to quit", file=sys.stderr)
+    while True:
+        try:
+            question = input("> ").strip()
+        except EOFError:
+            return 0
+        if not question:
+            return 0
+        answer(question)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Load the model and serve the API and the page until interrupted."""
+    from tempflex.serve.app import create_app, serve
+    from tempflex.serve.engine import Engine
+    from tempflex.serve.media_policy import MediaPolicy
+
+    allowed = Path(args.allowed_media_dir) if args.allowed_media_dir else None
+    if allowed is not None and not allowed.is_dir():
+        raise ValueError(f"--allowed-media-dir {args.allowed_media_dir!r} is not a folder")
+    policy = MediaPolicy(
+        allowed_dir=allowed,
+        allow_remote=args.allow_remote_media,
+        max_remote_bytes=int(args.max_remote_mb * 1024 * 1024),
+        remote_timeout=args.remote_timeout,
+    )
+    app = create_app(
+        Engine.load(args.model, name=args.name),
+        policy=policy,
+        max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+        max_tokens_limit=args.max_tokens,
+        max_pending=args.max_queue,
+    )
+    serve(app, args.host, args.port)
+    return 0
