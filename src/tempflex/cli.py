@@ -130,12 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="train a tiny TempFlex on the probe on this CPU: TFF ablation tables")
     demo.add_argument("--out", default="tempflex-demo", help="output folder (default: tempflex-demo)")
     demo.add_argument("--quick", action="store_true", help="a ~1-minute smoke run at toy sizes")
-    demo.add_argument("--seeds", type=int, help="training seeds per variant (default 3)")
-    demo.add_argument("--steps", type=int, help="optimiser steps of each TFF variant (default 300)")
-    demo.add_argument("--align-steps", type=int, help="steps of the shared align stage per seed (default 300)")
-    demo.add_argument("--reading-steps", type=int, help="steps per image encoding strategy (default 300)")
-    demo.add_argument("--per-task", type=int, help="probe clips per task, a quarter held out (default 200)")
-    demo.add_argument("--frames-to-llm", type=int, help="frames left after pooling, 0 for all (default 1)")
+    demo.add_argument("--seeds", type=int, help="training seeds per variant (default 2)")
+    demo.add_argument("--steps", type=int, help="optimiser steps of each TFF variant (default 250)")
+    demo.add_argument("--align-steps", type=int, help="steps of the shared align stage per seed (default 150)")
+    demo.add_argument("--reading-steps", type=int, help="steps per image encoding strategy (default 200)")
+    demo.add_argument("--per-task", type=int, help="probe clips per task, a quarter held out (default 150)")
+    demo.add_argument("--frames-to-llm", type=int, help="frames left after pooling, 0 for all (default 2)")
     demo.set_defaults(run=_demo)
     from tempflex.synth.cli import add_synth_commands  # imports only argparse; the synth extra loads per command
 

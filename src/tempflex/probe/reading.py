@@ -9,7 +9,8 @@ to the encoder's base size) and LLaVA-NeXT's tiles (+ one global view). Here, at
   resized to 192x192) and the 64x64 global view, each encoded as its own image (10 x 4 = 40 tokens).
 
 A digit of a 5x7 bitmap font, drawn 2x (10x14 px) in black at a random place on a noisy light background, is
-the text to read; the question offers four digits. Resized to 64x64 the glyph is 2.5x3.5 px: nearly gone.
+the text to read; the question offers four digits (``DIGITS``, always in the same order). Resized to 64x64 the
+glyph is 2.5x3.5 px: nearly gone.
 
 Command (part of ``tempflex demo``)::
 
@@ -33,6 +34,9 @@ __all__ = ["STRATEGIES", "ReadingSample", "generate_reading", "make_reading_samp
 
 STRATEGIES = ("native", "fixed", "tiled")
 BASE_SIZE = 64  # the tiny encoder's base resolution: 4x4 patches of 16 px
+DIGITS = ("2", "3", "5", "8")
+"""The digits drawn and offered, always in this order (the answer letter names the digit: a tiny LM from scratch
+does not learn to match a read digit against shuffled options within a demo's steps; measured, chance after 400)."""
 
 # 5x7 digits, one string of five columns per row ("#" = ink).
 FONT = {
@@ -75,13 +79,13 @@ def make_reading_sample(seed: int, *, size: int = 256, scale: int = 2) -> Readin
     """The sample for ``seed``: the same image, digit and options every time."""
     rng = np.random.default_rng([seed, 8191])
     image = rng.integers(200, 246, (size, size, 3), dtype=np.uint8)
-    digit = int(rng.integers(10))
+    options = list(DIGITS)
+    answer = int(rng.integers(len(options)))
+    digit = int(options[answer])
     mask = glyph(digit, scale)
     row, col = (int(rng.integers(size - side + 1)) for side in mask.shape)
     image[row : row + mask.shape[0], col : col + mask.shape[1]][mask] = 20
-    others = rng.permutation([d for d in range(10) if d != digit])[:3]
-    options = [str(d) for d in rng.permutation([digit, *others])]
-    return ReadingSample(image, digit, options, LETTERS[options.index(str(digit))])
+    return ReadingSample(image, digit, options, LETTERS[answer])
 
 
 def strategy_views(image: np.ndarray, strategy: str) -> list[np.ndarray]:
