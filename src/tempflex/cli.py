@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.set_defaults(run=_probe_generate)
     demo = commands.add_parser("demo", help="train a tiny TempFlex on the probe on this CPU: TFF ablation tables")
     demo.add_argument("--out", default="tempflex-demo", help="output folder (default: tempflex-demo)")
-    demo.add_argument("--quick", action="store_true", help="a ~1-minute smoke run at toy sizes")
+    demo.add_argument("--quick", action="store_true", help="a smoke run at toy sizes (~15 s)")
     demo.add_argument("--seeds", type=int, help="training seeds per variant (default 2)")
     demo.add_argument("--steps", type=int, help="optimiser steps of each TFF variant (default 250)")
     demo.add_argument("--align-steps", type=int, help="steps of the shared align stage per seed (default 150)")
