@@ -170,7 +170,7 @@ def _run_temporal(settings: DemoSettings, out: Path, progress: _Progress) -> dic
             result = evaluate(model, processor, test, probe, cache=eval_cache)
             scores[name].append({task: value["accuracy"] for task, value in result.items()})
             progress.step(f"seed {seed}: {name}: {result['all']['accuracy']:.2f} on {result['all']['count']} clips")
-    return {name: _summarise(runs) for name, runs in scores.items()}
+    return {variant_name(v): {"paths": list(v), **_summarise(scores[variant_name(v)])} for v in settings.variants}
 
 
 def _summarise(runs: list[dict[str, float]]) -> dict:

@@ -56,6 +56,7 @@ def predict_letters(
     """The option letter the model scores highest for each record, in order."""
     model.eval()
     collate = PaddingCollator(processor.tokenizer.pad_token_id)
+    letter_ids = {count: _letter_ids(processor.tokenizer, count) for count in {len(r["options"]) for r in records}}
     predictions = []
     for start in range(0, len(records), batch_size):
         chunk = records[start : start + batch_size]
@@ -76,8 +77,7 @@ def predict_letters(
         last = batch["attention_mask"].sum(dim=1) - 1  # [B], each row's last real token
         final = logits[torch.arange(len(chunk), device=logits.device), last]  # [B, V]
         for record, row in zip(chunk, final, strict=True):
-            letter_ids = _letter_ids(processor.tokenizer, len(record["options"]))
-            predictions.append(LETTERS[int(row[letter_ids].argmax())])
+            predictions.append(LETTERS[int(row[letter_ids[len(record["options"])]].argmax())])
     return predictions
 
 

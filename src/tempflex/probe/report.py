@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tempflex.fusion import PATHS
 from tempflex.probe.tasks import TASKS, TEMPORAL_TASKS, make_sample
 
 __all__ = ["chance", "format_report", "plot_report", "verdicts"]
@@ -67,9 +68,8 @@ def format_report(results: dict[str, Any]) -> str:
         "| Local | Memory | Periodic | " + " | ".join(columns) + " |",
         "|---|---|---|" + "---|" * len(columns),
     ]
-    for name, summary in temporal.items():
-        kept = set(name.split("+")) if "+" in name else (set() if name == "no TFF" else {"local", "memory", "periodic"})
-        marks = " | ".join("✓" if fiber in kept else "" for fiber in ("local", "memory", "periodic"))
+    for summary in temporal.values():
+        marks = " | ".join("✓" if fiber in summary["paths"] else "" for fiber in PATHS)
         cells = [_cell(summary["mean"][c], summary["spread"][c], seeds) for c in columns]
         lines.append(f"| {marks} | " + " | ".join(cells) + " |")
     mean_chance = sum(chance(t) for t in temporal_columns) / len(temporal_columns)

@@ -36,8 +36,6 @@ from typing import Any
 
 import yaml
 
-from tempflex.processing import VIDEO_OPTIONS
-
 __all__ = ["SupervisedDataset", "load_annotations", "load_mixture", "to_messages"]
 
 logger = logging.getLogger(__name__)
@@ -169,7 +167,8 @@ class SupervisedDataset:
             for message in messages:
                 for part in message["content"]:
                     if part["type"] == "video":  # the record's own options win over the dataset's
-                        part.update({**self.video_options, **{k: v for k, v in part.items() if k in VIDEO_OPTIONS}})
+                        for key, value in self.video_options.items():
+                            part.setdefault(key, value)
             output = self.processor.apply_chat_template(
                 messages, tokenize=True, return_dict=True, return_tensors="pt", return_assistant_tokens_mask=True
             )
