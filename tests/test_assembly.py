@@ -17,7 +17,7 @@ from transformers import (
     SiglipVisionConfig,
 )
 
-from tempflex.modeling import TempFlexForConditionalGeneration
+from tempflex.assembly import assemble
 from tempflex.processing import TempFlexProcessor
 from tempflex.tokenization import build_tiny_tokenizer
 
@@ -90,7 +90,7 @@ def gemma3_dir(tmp_path_factory):
 
 
 def test_siglip2_tower_is_taken_from_the_full_checkpoint(siglip2_dir, qwen3_dir):
-    model, _ = TempFlexForConditionalGeneration.from_components(siglip2_dir, qwen3_dir)
+    model, _ = assemble(siglip2_dir, qwen3_dir)
     reference = Siglip2Model.from_pretrained(siglip2_dir).vision_model.state_dict()
     ours = model.vision_tower.encoder_model.state_dict()
     assert set(ours) == {k for k in reference if not k.startswith("head.")}
@@ -99,7 +99,7 @@ def test_siglip2_tower_is_taken_from_the_full_checkpoint(siglip2_dir, qwen3_dir)
 
 
 def test_qwen3_assembly_keeps_the_llm_and_runs(siglip2_dir, qwen3_dir):
-    model, processor = TempFlexForConditionalGeneration.from_components(siglip2_dir, qwen3_dir)
+    model, processor = assemble(siglip2_dir, qwen3_dir)
     model.eval()
     assert isinstance(processor, TempFlexProcessor) and processor.image_token == "<|image_pad|>"
     llm = Qwen3ForCausalLM.from_pretrained(qwen3_dir).eval()
@@ -118,7 +118,7 @@ def test_qwen3_assembly_keeps_the_llm_and_runs(siglip2_dir, qwen3_dir):
 
 
 def test_gemma3_assembly_loads_every_text_weight(siglip2_dir, gemma3_dir):
-    model, processor = TempFlexForConditionalGeneration.from_components(siglip2_dir, gemma3_dir)
+    model, processor = assemble(siglip2_dir, gemma3_dir)
     model.eval()
     reference = Gemma3ForConditionalGeneration.from_pretrained(gemma3_dir).eval()
     ids = torch.tensor([[2, 10, 11, 12, 13, 14]])
@@ -151,4 +151,4 @@ def test_unsupported_llm_is_rejected_by_model_type(siglip2_dir, tmp_path):
         LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2)
     ).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="'llama' is not supported"):
-        TempFlexForConditionalGeneration.from_components(siglip2_dir, tmp_path)
+        assemble(siglip2_dir, tmp_path)

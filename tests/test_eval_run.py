@@ -7,7 +7,7 @@ import pytest
 
 from tempflex.cli import main
 from tempflex.evaluation.runner import read_predictions, run_benchmark
-from tempflex.train.cli import load_model_and_processor
+from tempflex.loading import load
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +30,7 @@ def test_eval_cli_interrupt_and_resume(probe, tmp_path):
     assert [e["id"] for e in lines(out / "predictions.jsonl")] == ["motion_direction_3", "playback_direction_3",
                                                                     "blink_count_3"]  # fmt: skip
 
-    model, processor = load_model_and_processor("tiny")
+    model, processor = load("tiny")
     seen = []
 
     def interrupt_after_two(item_id):
@@ -75,7 +75,7 @@ def test_bad_media_fails_the_item_not_the_run(probe, tmp_path):
     records[0]["video"] = "videos/missing.mp4"
     records[1]["video"] = str(probe / records[1]["video"])
     (broken / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    model, processor = load_model_and_processor("tiny")
+    model, processor = load("tiny")
     results = run_benchmark(model, processor, "probe", broken, tmp_path / "out", progress=False)
     assert [f["id"] for f in results["failures"]] == [records[0]["id"]]
     assert "missing.mp4" in results["failures"][0]["error"]

@@ -12,12 +12,17 @@ Dimension glossary (used in every shape comment):
 Data flow: pixels -> ``vision.VisionTower`` ``[F, h*w, D]`` -> ``fusion.TemporalFiberFusion`` over
 ``[1, F, h*w, D]`` -> ``merger.PatchMerger`` ``[F, h/2*w/2, E]`` -> language model. Token counts come from
 ``token_budget``.
+
+Load a model with ``tempflex.load(spec, device=..., dtype=...)``: a preset name, a saved folder, or a
+``(vision, language)`` pair of released checkpoints (``tempflex.loading``).
 """
 
 from transformers import AutoConfig, AutoModel, AutoModelForImageTextToText, AutoProcessor
 
+from tempflex.assembly import assemble
 from tempflex.configuration import TempFlexConfig
 from tempflex.fusion import TemporalFiberFusion, gated_memory_scan
+from tempflex.loading import load
 from tempflex.merger import PatchMerger, pixel_unshuffle_2x2
 from tempflex.modeling import TempFlexForConditionalGeneration
 from tempflex.processing import TempFlexProcessor
@@ -40,9 +45,11 @@ __all__ = [
     "TempFlexProcessor",
     "TemporalFiberFusion",
     "VisionTower",
+    "assemble",
     "baseline_image_tokens",
     "fit_image",
     "gated_memory_scan",
+    "load",
     "num_image_tokens",
     "num_video_tokens",
     "patchify",

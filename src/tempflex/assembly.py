@@ -1,17 +1,27 @@
 """Build a TempFlex model from released components: a SigLIP2-naflex checkpoint and a Qwen3 / Gemma3 LLM.
 
-``assemble(vision, language)`` (also ``TempFlexForConditionalGeneration.from_components``) takes a local path
-or hub id of each and returns ``(model, processor)``:
+``assemble(vision, language)`` takes a local path or hub id of each and returns ``(model, processor)``; most
+users call it through ``tempflex.load((vision, language), dtype=...)``.
 
 - vision: a full ``Siglip2Model`` checkpoint (e.g. ``google/siglip2-so400m-patch16-naflex``) or a
-  ``Siglip2VisionModel`` one; its vision tower is kept, its text tower and pooling head dropped;
-- language: a ``Qwen3ForCausalLM`` checkpoint (e.g. ``Qwen/Qwen3-4B``), or Gemma3: the public
-  ``google/gemma-3-4b-it`` is a multimodal ``Gemma3ForConditionalGeneration``, from which only the text model
-  and its (tied) LM head are loaded, through transformers' public ``key_mapping``, with no weight left
-  random (``Gemma3ForCausalLM.from_pretrained`` alone would silently leave them all random);
+  ``Siglip2VisionModel`` one; its vision tower is kept, its text tower and pooling head dropped on purpose (so
+  not reported as unexpected keys; any other stray key still is);
+- language: a ``Qwen3ForCausalLM`` or ``Gemma3ForCausalLM`` checkpoint (e.g. ``Qwen/Qwen3-4B``,
+  ``google/gemma-3-270m``, or a folder that ``tempflex.gguf.gguf_to_folder`` wrote), or the multimodal
+  ``Gemma3ForConditionalGeneration`` of ``google/gemma-3-4b-it``, from which only the text model and its
+  (tied) LM head are loaded, through transformers' public ``key_mapping``, with no weight left random
+  (``Gemma3ForCausalLM.from_pretrained`` alone would silently leave them all random);
 - the processor comes from the LLM's tokenizer with the chat format of the LLM's ``model_type`` (``qwen3`` or
   ``gemma3``/``gemma3_text``); tokens the format needs and the tokenizer lacks are added (Gemma3's
-  ``<video_soft_token>``, within the embedding matrix's spare rows);
+  ``<video_soft_token>``; Gemma 3 270M / 1B also lack ``<image_soft_token>``). When an added token's id does not
+  fit the embedding, the embedding (and an untied head) grows to the next multiple of 64 rows, with one log
+  line: the new rows are zero, so every existing token's logit is unchanged and a new column's logit is exactly
+  0, and ``generation_config.suppress_tokens`` keeps generation off them;
+- dtype is the one ``from_pretrained`` gives each component (``dtype=torch.bfloat16``: bf16 weights, float32
+  rotary frequencies and Gemma's float32 embedding scale, exactly as the plain LLM loads), so the assembled
+  model's text logits equal the plain LLM's bit for bit; the new parts (TFF, merger) are cast to ``dtype``;
+- ``generation_config`` is the LLM's, with the chat format's end of turn (``<|im_end|>`` / ``<end_of_turn>``)
+  and the tokenizer's EOS as ``eos_token_id``;
 - TFF and the merger are initialised fresh (TFF is the identity at init).
 
 Gemma3 attends causally over image tokens here (its multimodal model attends bidirectionally within an image);
@@ -24,6 +34,7 @@ Command (with real checkpoints downloaded)::
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +45,23 @@ from tempflex.configuration import TempFlexConfig
 from tempflex.modeling import TempFlexForConditionalGeneration
 from tempflex.processing import TempFlexProcessor, placeholder_token_ids
 
-__all__ = ["CHAT_FORMAT_OF_MODEL_TYPE", "assemble", "load_language_model", "load_vision_tower"]
+__all__ = [
+    "CHAT_FORMAT_OF_MODEL_TYPE",
+    "EMBEDDING_ROW_MULTIPLE",
+    "assemble",
+    "grow_embeddings",
+    "load_language_model",
+    "load_vision_tower",
+    "set_end_of_turn",
+]
+
+logger = logging.getLogger(__name__)
 
 CHAT_FORMAT_OF_MODEL_TYPE = {"qwen3": "qwen3", "gemma3": "gemma3", "gemma3_text": "gemma3"}
 """The chat format for each supported LLM ``model_type`` (from the checkpoint's config.json)."""
+
+EMBEDDING_ROW_MULTIPLE = 64
+"""A grown embedding is rounded up to this many rows (tensor-core friendly; Gemma3-4B's 262208 is one)."""
 
 # Text-model keys of a Gemma3ForConditionalGeneration checkpoint -> Gemma3ForCausalLM keys.
 GEMMA3_TEXT_KEY_MAPPING = {
@@ -53,9 +77,15 @@ class _Gemma3TextFromMultimodal(Gemma3ForCausalLM):
     _keys_to_ignore_on_load_unexpected = (r"vision_tower\.", r"multi_modal_projector\.")
 
 
+class _Siglip2VisionTowerFromFull(Siglip2VisionModel):
+    """Siglip2VisionModel that reads a full dual-tower checkpoint without reporting the parts TempFlex drops."""
+
+    _keys_to_ignore_on_load_unexpected = (r"^text_model\.", r"^logit_scale$", r"^logit_bias$", r"^vision_model\.head\.")
+
+
 def load_vision_tower(path: str | Path, **kwargs: Any) -> Siglip2VisionModel:
     """The SigLIP2 vision tower (no pooling head) of a full ``Siglip2Model`` or vision-only checkpoint."""
-    return Siglip2VisionModel.from_pretrained(path, vision_use_head=False, **kwargs)
+    return _Siglip2VisionTowerFromFull.from_pretrained(path, vision_use_head=False, **kwargs)
 
 
 def load_language_model(path: str | Path, **kwargs: Any) -> torch.nn.Module:
@@ -71,6 +101,55 @@ def load_language_model(path: str | Path, **kwargs: Any) -> torch.nn.Module:
             path, config=config.get_text_config(), key_mapping=GEMMA3_TEXT_KEY_MAPPING, **kwargs
         )
     return AutoModelForCausalLM.from_pretrained(path, config=config, **kwargs)
+
+
+def grow_embeddings(language_model: torch.nn.Module, token_ids: dict[str, int], tokenizer: Any) -> None:
+    """Grow the LLM's embedding (and an untied head) so that every id in ``token_ids`` has a row.
+
+    Rows are added up to the next multiple of ``EMBEDDING_ROW_MULTIPLE``, zero-initialised (every old logit
+    stays as it was; a new column's logit is 0) and listed in the LLM's ``generation_config.suppress_tokens``.
+    Does nothing when every id already fits.
+    """
+    rows = language_model.get_input_embeddings().weight.shape[0]
+    needed = max(token_ids.values()) + 1
+    if needed <= rows:
+        return
+    new_rows = -(-needed // EMBEDDING_ROW_MULTIPLE) * EMBEDDING_ROW_MULTIPLE
+    language_model.resize_token_embeddings(new_rows, mean_resizing=False)
+    with torch.no_grad():
+        language_model.get_input_embeddings().weight[rows:] = 0
+        head = language_model.get_output_embeddings()
+        if head is not None:  # tied: the same tensor, already zero; untied: its own new rows
+            head.weight[rows:] = 0
+            if getattr(head, "bias", None) is not None:
+                head.bias[rows:] = 0
+    generation = language_model.generation_config
+    generation.suppress_tokens = sorted({*(generation.suppress_tokens or []), *range(rows, new_rows)})
+    new_tokens = tokenizer.convert_ids_to_tokens(sorted(i for i in token_ids.values() if i >= rows))
+    logger.warning(
+        "tempflex: grew the LLM's embedding from %d to %d rows for the placeholder tokens %s "
+        "(new rows are zero and never generated)",
+        rows,
+        new_rows,
+        new_tokens,
+    )
+
+
+def set_end_of_turn(model: TempFlexForConditionalGeneration, processor: TempFlexProcessor) -> None:
+    """Make ``model.generation_config`` stop at the chat format's end of turn and at the tokenizer's EOS.
+
+    Keeps the EOS ids already there (e.g. Gemma's ``[1, 106]``) first, then adds the missing ones; sets
+    ``pad_token_id`` from the tokenizer when the config has none. Idempotent.
+    """
+    tokenizer = processor.tokenizer
+    generation = model.generation_config
+    present = generation.eos_token_id
+    present = [] if present is None else [present] if isinstance(present, int) else list(present)
+    wanted = [tokenizer.convert_tokens_to_ids(processor.end_of_turn_token), tokenizer.eos_token_id]
+    eos = list(dict.fromkeys(int(i) for i in [*present, *wanted] if i is not None))
+    generation.eos_token_id = eos
+    if generation.pad_token_id is None:
+        generation.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos[0]
 
 
 def assemble(
@@ -95,9 +174,7 @@ def assemble(
     text_tokenizer = AutoTokenizer.from_pretrained(tokenizer or language)
 
     token_ids = placeholder_token_ids(text_tokenizer, chat_format)
-    vocab_rows = language_model.get_input_embeddings().weight.shape[0]
-    if max(token_ids.values()) >= vocab_rows:
-        raise ValueError(f"placeholder ids {token_ids} do not fit the LLM's {vocab_rows} embedding rows")
+    grow_embeddings(language_model, token_ids, text_tokenizer)
     config = TempFlexConfig(
         vision_config=vision_model.config,
         text_config=language_model.config,
@@ -108,6 +185,12 @@ def assemble(
     # building the composite config resets the sub-configs' attention choice: set it again
     model.language_model.set_attn_implementation(attn_implementation)
     model.vision_tower.encoder_model.set_attn_implementation("sdpa")
+    model.generation_config = language_model.generation_config
+    set_end_of_turn(model, processor)
     if dtype is not None:
-        model = model.to(dtype)
+        # Only the new parts: a whole-model .to(dtype) would also cast the LLM's float32 rotary frequencies
+        # (and Gemma's embedding scale), which from_pretrained keeps in float32.
+        model.temporal_fusion.to(dtype)
+        model.merger.to(dtype)
+        model.config.dtype = dtype
     return model, processor

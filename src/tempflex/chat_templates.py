@@ -10,11 +10,12 @@ tokens to supervise.
   official TempFlex training (``enable_thinking=False``): the generation prompt and every assistant turn
   carry an empty ``<think>\\n\\n</think>\\n\\n`` block, so training and inference see the same prefix; pass
   ``enable_thinking=True`` to leave the block to the model.
-- ``GEMMA3_CHAT_TEMPLATE``: ``<bos><start_of_turn>user\\n...<end_of_turn>\\n<start_of_turn>model\\n``; the
-  assistant role is ``model``, and a system message is prepended to the first user turn (Gemma3 has no
-  system role). Images use Gemma3's ``<start_of_image>`` / ``<image_soft_token>`` / ``<end_of_image>``; videos
-  use ``<video_soft_token>``, a token TempFlex adds to the tokenizer (its embedding row is never read: the
-  model overwrites placeholders with visual features).
+- ``GEMMA3_CHAT_TEMPLATE``: ``<bos><start_of_turn>user\\n...<end_of_turn>\\n<start_of_turn>model\\n``; the assistant
+  role is ``model``; a system message is prepended to the first user turn (Gemma3 has no system role; its text is
+  kept as written); every other text is trimmed of surrounding whitespace (``| trim``): both as the official Gemma 3
+  template does. Images use Gemma3's ``<start_of_image>`` / ``<image_soft_token>`` / ``<end_of_image>``; videos use
+  ``<video_soft_token>``, a token TempFlex adds to the tokenizer (its embedding row is never read: the model
+  overwrites placeholders with visual features).
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ __all__ = ["CHAT_FORMATS", "GEMMA3_CHAT_TEMPLATE", "QWEN3_CHAT_TEMPLATE"]
 
 _CONTENT = (
     "{%- macro render_content(content) -%}"
-    "{%- if content is string -%}{{- content -}}"
+    "{%- if content is string -%}{{- content TRIM -}}"
     "{%- else -%}"
     "{%- for part in content -%}"
     "{%- if part['type'] == 'image' -%}{{- IMAGE -}}"
     "{%- elif part['type'] == 'video' -%}{{- VIDEO -}}"
-    "{%- elif part['type'] == 'text' -%}{{- part['text'] -}}"
+    "{%- elif part['type'] == 'text' -%}{{- part['text'] TRIM -}}"
     "{%- endif -%}"
     "{%- endfor -%}"
     "{%- endif -%}"
@@ -36,9 +37,9 @@ _CONTENT = (
 )
 
 QWEN3_CHAT_TEMPLATE = (
-    _CONTENT.replace("IMAGE", "'<|vision_start|><|image_pad|><|vision_end|>'").replace(
-        "VIDEO", "'<|vision_start|><|video_pad|><|vision_end|>'"
-    )
+    _CONTENT.replace(" TRIM", "")
+    .replace("IMAGE", "'<|vision_start|><|image_pad|><|vision_end|>'")
+    .replace("VIDEO", "'<|vision_start|><|video_pad|><|vision_end|>'")
     + "{%- set empty_think = not (enable_thinking is defined and enable_thinking) -%}"
     "{%- for message in messages -%}"
     "{%- if message['role'] == 'assistant' -%}"
@@ -57,14 +58,15 @@ QWEN3_CHAT_TEMPLATE = (
 )
 
 GEMMA3_CHAT_TEMPLATE = (
-    _CONTENT.replace("IMAGE", "'<start_of_image><image_soft_token><end_of_image>'").replace(
-        "VIDEO", "'<start_of_image><video_soft_token><end_of_image>'"
-    )
+    _CONTENT.replace(" TRIM", " | trim")
+    .replace("IMAGE", "'<start_of_image><image_soft_token><end_of_image>'")
+    .replace("VIDEO", "'<start_of_image><video_soft_token><end_of_image>'")
     + "{{- bos_token -}}"
     "{%- set ns = namespace(system='') -%}"
     "{%- for message in messages -%}"
     "{%- if message['role'] == 'system' -%}"
-    "{%- set ns.system = ns.system + render_content(message['content']) + '\\n\\n' -%}"
+    "{%- set system = message['content'] if message['content'] is string else message['content'][0]['text'] -%}"
+    "{%- set ns.system = ns.system + system + '\\n\\n' -%}"
     "{%- elif message['role'] == 'assistant' -%}"
     "{{- '<start_of_turn>model\\n' -}}"
     "{%- generation -%}{{- render_content(message['content']) + '<end_of_turn>' -}}{%- endgeneration -%}"
@@ -85,6 +87,7 @@ CHAT_FORMATS: dict[str, dict[str, str]] = {
         "video_token": "<|video_pad|>",
         "vision_start_token": "<|vision_start|>",
         "vision_end_token": "<|vision_end|>",
+        "end_of_turn_token": "<|im_end|>",
     },
     "gemma3": {
         "chat_template": GEMMA3_CHAT_TEMPLATE,
@@ -92,6 +95,7 @@ CHAT_FORMATS: dict[str, dict[str, str]] = {
         "video_token": "<video_soft_token>",
         "vision_start_token": "<start_of_image>",
         "vision_end_token": "<end_of_image>",
+        "end_of_turn_token": "<end_of_turn>",
     },
 }
-"""Per backbone: the template and the placeholder / delimiter tokens it uses."""
+"""Per backbone: the template, the placeholder / delimiter tokens it uses, and the token that ends a turn."""

@@ -96,13 +96,6 @@ class TempFlexForConditionalGeneration(TempFlexPreTrainedModel, GenerationMixin)
         self.language_model = language_model or AutoModelForCausalLM.from_config(text_config)
         self.post_init()
 
-    @classmethod
-    def from_components(cls, vision: str, language: str, **kwargs: object) -> tuple:
-        """``(model, processor)`` from a SigLIP2 and a Qwen3 / Gemma3 checkpoint: see ``tempflex.assembly``."""
-        from tempflex.assembly import assemble
-
-        return assemble(vision, language, **kwargs)
-
     # ---- embeddings plumbing (for generate, resize_token_embeddings, PEFT) --------------------------------
 
     def get_input_embeddings(self) -> nn.Module:

@@ -10,18 +10,19 @@ Use it as Qwen2.5-VL's processor::
 
 or ``processor(text=..., images=..., videos=...)`` with one placeholder per image / video in the text.
 
-Images (PIL, a path, or an ``[H, W, C]`` uint8 array) are resized with ``token_budget.fit_image`` (bicubic;
-sides multiples of 32 px), scaled to [0, 1], normalised with mean = std = 0.5 and cut into 16x16 patches in
-SigLIP2's layout (``vision.patchify``). Each image placeholder becomes ``num_image_tokens`` copies. Videos (a
-file path, a list of frames, an ``[F, H, W, C]`` array) use ``max_tokens_per_frame`` per frame; their
-placeholder becomes, for each window of frames that the model averages into one LLM frame
-(``token_budget.frame_groups``), the window's start time as text (``<t=2.0s>``) followed by that frame's
-tokens. Videos go through ``media.load_video``: a file is sampled at the part's ``"fps"`` (default
-``default_video_fps``: 1 frame per second, at most ``max_video_frames`` = 64, the authors' sampling) and the
-decoded frames' own times are written; given frames are taken as ``1 / fps`` s apart. A video part takes
-qwen-vl-utils' options (``VIDEO_OPTIONS``: ``fps``, ``nframes``, ``max_frames``, ``video_start``,
-``video_end``, ``max_pixels``) and ``max_video_tokens``, a total budget met by ``token_budget.fit_video``
-(lower resolution first, then fewer frames).
+Images (PIL, a path, or an ``[H, W, C]`` uint8 array) are resized with ``token_budget.fit_image`` (bicubic; sides
+multiples of 32 px), scaled to [0, 1], normalised with mean = std = 0.5 and cut into 16x16 patches in SigLIP2's
+layout (``vision.patchify``). Each image placeholder becomes ``num_image_tokens`` copies. Videos (a file path, a
+list of frames, an ``[F, H, W, C]`` array) use ``max_tokens_per_frame`` per frame; their placeholder becomes, for
+each window of frames that the model averages into one LLM frame (``token_budget.frame_groups``), the window's start
+time as text (``<t=2.0s>``, ``<t=0.25s>``: milliseconds, trailing zeros dropped down to one decimal, so every frame
+time of a millisecond time base round-trips; Qwen3-VL writes one decimal, which turns 0.25 s into 0.2 s) followed by
+that frame's tokens. Videos go through ``media.load_video``: a file is sampled at the part's ``"fps"`` (default
+``default_video_fps``: 1 frame per second, at most ``max_video_frames`` = 64, the authors' sampling) and the decoded
+frames' own times are written; given frames are taken as ``1 / fps`` s apart. A video part takes qwen-vl-utils'
+options (``VIDEO_OPTIONS``: ``fps``, ``nframes``, ``max_frames``, ``video_start``, ``video_end``, ``max_pixels``)
+and ``max_video_tokens``, a total budget met by ``token_budget.fit_video`` (lower resolution first, then fewer
+frames).
 
 Training labels: ``apply_chat_template(..., return_assistant_tokens_mask=True)`` also returns ``labels``:
 the ids of assistant turns (their text and end-of-turn token), ``-100`` elsewhere, and ``-100`` on any visual
@@ -45,9 +46,19 @@ from tempflex.media.sampling import even_subset
 from tempflex.token_budget import fit_image, fit_video, frame_groups
 from tempflex.vision import patchify
 
-__all__ = ["TempFlexProcessor", "placeholder_token_ids"]
+__all__ = ["TempFlexProcessor", "format_timestamp", "placeholder_token_ids"]
 
 _PLACEHOLDER_NAMES = ("image_token", "video_token", "vision_start_token", "vision_end_token")
+
+
+def format_timestamp(seconds: float) -> str:
+    """A frame time as the processor writes it: milliseconds, trailing zeros dropped down to one decimal.
+
+    >>> [format_timestamp(t) for t in (0.0, 0.25, 2.0, 0.125, 1 / 3, 61.5)]
+    ['0.0', '0.25', '2.0', '0.125', '0.333', '61.5']
+    """
+    whole, fraction = f"{seconds:.3f}".split(".")
+    return f"{whole}.{fraction.rstrip('0') or '0'}"
 
 
 def _has_token(tokenizer: Any, token: str) -> bool:
@@ -264,7 +275,7 @@ class TempFlexProcessor(ProcessorMixin):
             frame_tokens = self.video_token * self._tokens_per_frame(grid)
             replacements.append(
                 "".join(
-                    f"<t={timestamps[start]:.1f}s>{frame_tokens}"
+                    f"<t={format_timestamp(timestamps[start])}s>{frame_tokens}"
                     for start, _ in frame_groups(grid[0], self.max_frames_to_llm)
                 )
             )
@@ -363,6 +374,14 @@ class TempFlexProcessor(ProcessorMixin):
                     for row, mask in zip(ids, masks, strict=True)
                 ]
         return output
+
+    @property
+    def end_of_turn_token(self) -> str:
+        """The token that ends a turn in this processor's chat format (``<|im_end|>`` / ``<end_of_turn>``)."""
+        for chat_format in CHAT_FORMATS.values():
+            if chat_format["image_token"] == self.image_token:
+                return chat_format["end_of_turn_token"]
+        raise ValueError(f"no chat format uses the image token {self.image_token!r}")
 
     @property
     def model_input_names(self) -> list[str]:

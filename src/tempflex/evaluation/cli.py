@@ -18,6 +18,7 @@ __all__ = ["add_eval_arguments", "run_eval_command"]
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``tempflex eval`` options."""
     from tempflex.evaluation.benchmarks import BENCHMARKS
+    from tempflex.loading import add_model_arguments
 
     parser.add_argument("--model", required=True, help="a preset (tiny) or a saved TempFlex folder")
     parser.add_argument("--benchmark", required=True, choices=sorted(BENCHMARKS), help="which benchmark")
@@ -31,6 +32,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
         help="multiple choice: extract the letter from a greedy reply, or (probe) the highest letter logit",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="seeds a preset's random initialisation")
+    add_model_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -48,10 +50,10 @@ def run_eval_command(args: argparse.Namespace) -> int:
     from transformers import set_seed
 
     from tempflex.evaluation.runner import run_benchmark
-    from tempflex.train.cli import load_model_and_processor
+    from tempflex.loading import load_from_args
 
     set_seed(args.seed)
-    model, processor = load_model_and_processor(args.model)
+    model, processor = load_from_args(args)
     results = run_benchmark(
         model, processor, args.benchmark, args.data, args.output, frames=args.frames, limit=args.limit,
         max_new_tokens=args.max_new_tokens, rule=args.rule, command=_command(args), seed=args.seed,

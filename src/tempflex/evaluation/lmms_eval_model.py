@@ -43,13 +43,21 @@ class TempFlexLmms(lmms):
 
     is_simple = True
 
-    def __init__(self, pretrained: str = "tiny", nframes: int = 128, max_new_tokens: int = 64, **kwargs: Any):
-        from tempflex.train.cli import load_model_and_processor
+    def __init__(
+        self,
+        pretrained: str = "tiny",
+        nframes: int = 128,
+        max_new_tokens: int = 64,
+        device: str = "auto",
+        dtype: str | None = None,
+        **kwargs: Any,
+    ):
+        from tempflex.loading import load, parse_dtype
 
         super().__init__()
         if kwargs:
             raise ValueError(f"TempFlexLmms: unknown model_args {sorted(kwargs)}")
-        self.model, self.processor = load_model_and_processor(str(pretrained))
+        self.model, self.processor = load(str(pretrained), device=device, dtype=parse_dtype(dtype))
         self.model.eval()
         self.nframes, self.max_new_tokens = int(nframes), int(max_new_tokens)
 

@@ -79,10 +79,18 @@ class TempFlexVLMEval:
     allowed_types = ("text", "image", "video")
     is_api = False
 
-    def __init__(self, model_path: str = "tiny", nframe: int = 128, fps: float = -1, max_new_tokens: int = 64):
-        from tempflex.train.cli import load_model_and_processor
+    def __init__(
+        self,
+        model_path: str = "tiny",
+        nframe: int = 128,
+        fps: float = -1,
+        max_new_tokens: int = 64,
+        device: str = "auto",
+        dtype: str | None = None,
+    ):
+        from tempflex.loading import load, parse_dtype
 
-        self.model, self.processor = load_model_and_processor(model_path)
+        self.model, self.processor = load(model_path, device=device, dtype=parse_dtype(dtype))
         self.model.eval()
         self.nframe, self.fps, self.max_new_tokens = nframe, fps, max_new_tokens
 

@@ -114,13 +114,9 @@ def _stage(name: str, rates: dict[str, float], fusion: bool) -> Stage:
 
 
 def _model(settings: DemoSettings, paths: tuple[str, ...]) -> tuple[Any, Any]:
-    from tempflex import TempFlexConfig, TempFlexForConditionalGeneration, TempFlexProcessor
-    from tempflex.tokenization import build_tiny_tokenizer
+    from tempflex.loading import load
 
-    config = TempFlexConfig.from_preset(
-        "tiny", max_frames_to_llm=settings.frames_to_llm, fusion_paths=list(paths or PATHS)
-    )
-    return TempFlexForConditionalGeneration(config), TempFlexProcessor.for_model(config, build_tiny_tokenizer())
+    return load("tiny", max_frames_to_llm=settings.frames_to_llm, fusion_paths=list(paths or PATHS))
 
 
 @dataclass

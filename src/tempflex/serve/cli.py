@@ -16,9 +16,12 @@ __all__ = ["add_arguments", "run_chat", "run_serve"]
 
 def add_arguments(chat: argparse.ArgumentParser, serve: argparse.ArgumentParser) -> None:
     """Declare the options of ``tempflex chat`` and ``tempflex serve``."""
+    from tempflex.loading import add_model_arguments
+
     for parser in (chat, serve):
         parser.add_argument("--model", required=True, help="a preset (tiny) or a saved TempFlex folder")
         parser.add_argument("--max-tokens", type=int, default=256, help="new tokens per answer (serve: the cap)")
+        add_model_arguments(parser)
     chat.add_argument("question", nargs="?", help="ask once and exit; without it, chat interactively")
     chat.add_argument("--image", help="an image file for the (first) question")
     chat.add_argument("--video", help="a video file for the (first) question")
@@ -43,7 +46,9 @@ def run_chat(args: argparse.Namespace) -> int:
     from tempflex.serve.session import ChatSession
 
     options = {key: value for key, value in (("fps", args.fps), ("nframes", args.num_frames)) if value is not None}
-    session = ChatSession(Engine.load(args.model), use_cache=not args.no_visual_cache, **options)
+    session = ChatSession(
+        Engine.load(args.model, device=args.device, dtype=args.dtype), use_cache=not args.no_visual_cache, **options
+    )
     params = GenerationParams(max_tokens=args.max_tokens, temperature=args.temperature)
     media = {"image": args.image, "video": args.video}
 
@@ -82,7 +87,7 @@ def run_serve(args: argparse.Namespace) -> int:
         remote_timeout=args.remote_timeout,
     )
     app = create_app(
-        Engine.load(args.model, name=args.name),
+        Engine.load(args.model, name=args.name, device=args.device, dtype=args.dtype),
         policy=policy,
         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
         max_tokens_limit=args.max_tokens,

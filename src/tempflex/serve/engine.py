@@ -141,13 +141,22 @@ class Engine:
         self.video_token_id = int(config.video_token_id)
         visual = ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id")
         self.suppressed = sorted({int(getattr(config, name)) for name in visual})
+        # the end of turn and EOS (tempflex.load puts both in the generation config); either ends an answer
+        eos = model.generation_config.eos_token_id
+        eos = [eos] if isinstance(eos, int) else list(eos or [])
+        self.stop_ids = tuple(dict.fromkeys([*eos, self.tokenizer.eos_token_id]))
 
     @classmethod
-    def load(cls, spec: str, name: str | None = None) -> Engine:
-        """A preset name (``tiny``) or a saved TempFlex folder, served as ``name`` (default: ``spec``)."""
-        from tempflex.train.cli import load_model_and_processor
+    def load(
+        cls, spec: str, name: str | None = None, *, device: str | None = "auto", dtype: str | None = None
+    ) -> Engine:
+        """A preset name (``tiny``) or a saved TempFlex folder (``tempflex.load``), served as ``name``.
 
-        model, processor = load_model_and_processor(spec)
+        ``device="auto"`` computes on CUDA when present; ``dtype`` as in ``tempflex.loading.parse_dtype``.
+        """
+        from tempflex.loading import load, parse_dtype
+
+        model, processor = load(spec, device=device, dtype=parse_dtype(dtype))
         return cls(model, processor, name or spec)
 
     def prepare(self, conversation: list[dict], **template_kwargs: Any) -> Prepared:
@@ -161,8 +170,9 @@ class Engine:
             **template_kwargs,
         )
         ids = inputs["input_ids"]
+        device = self.model.device
         return Prepared(
-            inputs=dict(inputs),
+            inputs={key: value.to(device) if hasattr(value, "to") else value for key, value in inputs.items()},
             prompt_tokens=int(ids.shape[1]),
             image_tokens=int((ids == self.image_token_id).sum()),
             video_tokens=int((ids == self.video_token_id).sum()),
@@ -185,8 +195,10 @@ class Engine:
             conditions.append(cancelled)
         settings: dict[str, Any] = {
             "max_new_tokens": params.max_tokens,
-            "eos_token_id": self.tokenizer.eos_token_id,
-            "pad_token_id": self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+            "eos_token_id": list(self.stop_ids),
+            "pad_token_id": self.tokenizer.pad_token_id
+            if self.tokenizer.pad_token_id is not None
+            else self.stop_ids[0],
             "suppress_tokens": self.suppressed,
             "streamer": streamer,
             "stopping_criteria": StoppingCriteriaList([_StopWhen(lambda: any(c() for c in conditions))]),
@@ -207,7 +219,7 @@ class Engine:
             reason = "stop"
         elif cancelled is not None and cancelled():
             reason = "cancelled"
-        elif new_ids and new_ids[-1] == self.tokenizer.eos_token_id:
+        elif new_ids and new_ids[-1] in self.stop_ids:
             reason = "stop"
         else:
             reason = "length"

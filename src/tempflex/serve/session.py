@@ -81,7 +81,7 @@ class ChatSession:
         )
         if reuse:
             new_ids = self.engine.tokenizer(rendered[len(self._text) :], add_special_tokens=False, return_tensors="pt")
-            ids = torch.cat([self._ids, new_ids["input_ids"]], dim=1)  # [1, L + new]
+            ids = torch.cat([self._ids, new_ids["input_ids"].to(self._ids.device)], dim=1)  # [1, L + new]
             inputs = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
             cache = self._cache
         else:
@@ -89,17 +89,18 @@ class ChatSession:
             cache = DynamicCache(config=self.engine.model.config.text_config)
         result = self.engine.generate(inputs, params, on_text=on_text, cache=cache)
         self.last_turn_cached = reuse
-        generated = torch.tensor([result.token_ids], dtype=inputs["input_ids"].dtype)
+        generated = torch.tensor([result.token_ids], dtype=inputs["input_ids"].dtype, device=inputs["input_ids"].device)
         self._ids = torch.cat([inputs["input_ids"], generated], dim=1)
         self._cache = cache
         tokenizer = self.engine.tokenizer
         self._text = rendered + tokenizer.decode(result.token_ids, skip_special_tokens=False)
         # the history keeps what the model produced, special tokens included (minus the end of turn), so that
         # the next rendering starts with self._text; a stop string cut the text, and then the cut text is kept
-        answer_ids = result.token_ids[:-1] if result.token_ids[-1:] == [tokenizer.eos_token_id] else result.token_ids
+        ended = bool(result.token_ids) and result.token_ids[-1] in self.engine.stop_ids
+        answer_ids = result.token_ids[:-1] if ended else result.token_ids
         answer = (
             result.text
-            if result.finish_reason == "stop" and result.token_ids[-1:] != [tokenizer.eos_token_id]
+            if result.finish_reason == "stop" and not ended
             else tokenizer.decode(answer_ids, skip_special_tokens=False)
         )
         self.messages = [*messages, {"role": "assistant", "content": answer}]

@@ -1,45 +1,23 @@
 """``tempflex train``: arguments -> model, processor, records, stage -> ``run.train``.
 
-``--model tiny`` builds the tiny preset with its in-process tokenizer; ``--model qwen3-4b`` the real shapes with
-random weights and the real Qwen3 tokenizer (rebuilt offline); a folder is loaded with ``from_pretrained``
-(e.g. the output of the previous stage, or of ``from_components``).
+``--model`` goes to ``tempflex.load``: ``tiny`` builds the tiny preset with its in-process tokenizer; ``qwen3-4b``
+the real shapes with random weights and the real Qwen3 tokenizer (rebuilt offline); a folder is loaded with
+``from_pretrained`` (e.g. the output of the previous stage, or of ``tempflex assemble``).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
-__all__ = ["load_model_and_processor", "run_training"]
-
-
-def load_model_and_processor(spec: str) -> tuple:
-    """A preset name or a saved TempFlex folder -> ``(model, processor)``."""
-    from transformers import AutoProcessor
-
-    from tempflex.configuration import PRESETS, TempFlexConfig
-    from tempflex.modeling import TempFlexForConditionalGeneration
-    from tempflex.processing import TempFlexProcessor
-    from tempflex.tokenization import build_qwen3_tokenizer, build_tiny_tokenizer
-
-    if Path(spec).is_dir():
-        return TempFlexForConditionalGeneration.from_pretrained(spec), AutoProcessor.from_pretrained(spec)
-    tokenizers = {"tiny": build_tiny_tokenizer, "qwen3-4b": build_qwen3_tokenizer}
-    if spec not in PRESETS:
-        raise ValueError(f"--model {spec!r} is neither a folder nor a preset ({sorted(PRESETS)})")
-    if spec not in tokenizers:
-        raise ValueError(
-            f"preset {spec!r} has no offline tokenizer: assemble it with from_components, then pass the folder"
-        )
-    config = TempFlexConfig.from_preset(spec)
-    return TempFlexForConditionalGeneration(config), TempFlexProcessor.for_model(config, tokenizers[spec]())
+__all__ = ["run_training"]
 
 
 def run_training(args: argparse.Namespace) -> int:
     """Run one stage from parsed ``tempflex train`` arguments; returns the exit code."""
     from transformers import set_seed
 
+    from tempflex.loading import load
     from tempflex.train.run import load_records, train
     from tempflex.train.stages import load_stage
 
@@ -54,7 +32,7 @@ def run_training(args: argparse.Namespace) -> int:
                 f"{processes} processes"
             )
     set_seed(args.seed)  # a preset's random initialisation is then the same in every process and every run
-    model, processor = load_model_and_processor(args.model)
+    model, processor = load(args.model)
     records = load_records(args.data, seed=args.seed)
     trainer = train(
         model,
