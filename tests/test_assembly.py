@@ -1,5 +1,7 @@
 """Assembly from released-format checkpoints (tiny ones saved here): SigLIP2 + Qwen3, SigLIP2 + Gemma3."""
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -152,3 +154,22 @@ def test_unsupported_llm_is_rejected_by_model_type(siglip2_dir, tmp_path):
     ).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="'llama' is not supported"):
         assemble(siglip2_dir, tmp_path)
+
+
+def test_the_dropped_text_tower_is_not_reported_but_a_stray_key_is(siglip2_dir, tmp_path, capfd, caplog):
+    from safetensors.torch import load_file, save_file
+
+    from tempflex.assembly import load_vision_tower
+
+    load_vision_tower(siglip2_dir)
+    quiet = capfd.readouterr().err + caplog.text
+    assert "text_model" not in quiet and "UNEXPECTED" not in quiet
+    stray = tmp_path / "stray"
+    shutil.copytree(siglip2_dir, stray)
+    weights = load_file(stray / "model.safetensors")
+    weights["vision_model.encoder.stray.weight"] = torch.zeros(2)
+    save_file(weights, stray / "model.safetensors", metadata={"format": "pt"})
+    load_vision_tower(stray)
+    report = capfd.readouterr().err + caplog.text
+    assert "UNEXPECTED" in report and "vision_model.encoder.stray.weight" in report
+    assert "text_model" not in report  # only the real problem

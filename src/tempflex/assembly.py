@@ -15,8 +15,8 @@ users call it through ``tempflex.load((vision, language), dtype=...)``.
   ``gemma3``/``gemma3_text``); tokens the format needs and the tokenizer lacks are added (Gemma3's
   ``<video_soft_token>``; Gemma 3 270M / 1B also lack ``<image_soft_token>``). When an added token's id does not
   fit the embedding, the embedding (and an untied head) grows to the next multiple of 64 rows, with one log
-  line: the new rows are zero, so every existing token's logit is unchanged and a new column's logit is exactly
-  0, and ``generation_config.suppress_tokens`` keeps generation off them;
+  line: the new rows are zero and input only (``config.generation_vocab_size``: the model gives their columns
+  ``-inf`` logits), so every existing token's logit, log-probability and loss is the plain LLM's;
 - dtype is the one ``from_pretrained`` gives each component (``dtype=torch.bfloat16``: bf16 weights, float32
   rotary frequencies and Gemma's float32 embedding scale, exactly as the plain LLM loads), so the assembled
   model's text logits equal the plain LLM's bit for bit; the new parts (TFF, merger) are cast to ``dtype``;
@@ -103,17 +103,17 @@ def load_language_model(path: str | Path, **kwargs: Any) -> torch.nn.Module:
     return AutoModelForCausalLM.from_pretrained(path, config=config, **kwargs)
 
 
-def grow_embeddings(language_model: torch.nn.Module, token_ids: dict[str, int], tokenizer: Any) -> None:
+def grow_embeddings(language_model: torch.nn.Module, token_ids: dict[str, int], tokenizer: Any) -> int | None:
     """Grow the LLM's embedding (and an untied head) so that every id in ``token_ids`` has a row.
 
-    Rows are added up to the next multiple of ``EMBEDDING_ROW_MULTIPLE``, zero-initialised (every old logit
-    stays as it was; a new column's logit is 0) and listed in the LLM's ``generation_config.suppress_tokens``.
-    Does nothing when every id already fits.
+    Rows are added up to the next multiple of ``EMBEDDING_ROW_MULTIPLE`` and zero-initialised. Returns the old
+    row count (the model's ``generation_vocab_size``: from it on, logits are ``-inf``), or ``None`` when every
+    id already fits and nothing changed.
     """
     rows = language_model.get_input_embeddings().weight.shape[0]
     needed = max(token_ids.values()) + 1
     if needed <= rows:
-        return
+        return None
     new_rows = -(-needed // EMBEDDING_ROW_MULTIPLE) * EMBEDDING_ROW_MULTIPLE
     language_model.resize_token_embeddings(new_rows, mean_resizing=False)
     with torch.no_grad():
@@ -123,16 +123,15 @@ def grow_embeddings(language_model: torch.nn.Module, token_ids: dict[str, int], 
             head.weight[rows:] = 0
             if getattr(head, "bias", None) is not None:
                 head.bias[rows:] = 0
-    generation = language_model.generation_config
-    generation.suppress_tokens = sorted({*(generation.suppress_tokens or []), *range(rows, new_rows)})
     new_tokens = tokenizer.convert_ids_to_tokens(sorted(i for i in token_ids.values() if i >= rows))
     logger.warning(
         "tempflex: grew the LLM's embedding from %d to %d rows for the placeholder tokens %s "
-        "(new rows are zero and never generated)",
+        "(input only: their logits are -inf)",
         rows,
         new_rows,
         new_tokens,
     )
+    return rows
 
 
 def set_end_of_turn(model: TempFlexForConditionalGeneration, processor: TempFlexProcessor) -> None:
@@ -174,11 +173,11 @@ def assemble(
     text_tokenizer = AutoTokenizer.from_pretrained(tokenizer or language)
 
     token_ids = placeholder_token_ids(text_tokenizer, chat_format)
-    grow_embeddings(language_model, token_ids, text_tokenizer)
+    generation_vocab_size = grow_embeddings(language_model, token_ids, text_tokenizer)
     config = TempFlexConfig(
         vision_config=vision_model.config,
         text_config=language_model.config,
-        **{**config_overrides, **token_ids},
+        **{**config_overrides, **token_ids, "generation_vocab_size": generation_vocab_size},
     )
     processor = TempFlexProcessor.for_model(config, text_tokenizer, chat_format=chat_format)
     model = TempFlexForConditionalGeneration(config, vision_model=vision_model, language_model=language_model)

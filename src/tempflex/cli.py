@@ -13,6 +13,8 @@ Commands:
                                                 # one benchmark: resumable predictions, results.json/.md
     tempflex chat --model tiny --image cat.png "What is it?"   # a streamed answer; no question: interactive
     tempflex serve --model tiny --port 8000     # OpenAI-compatible API and a web chat page at /
+    tempflex convert-gguf FILE.gguf --out llm   # a GGUF LLM -> a safetensors folder
+    tempflex assemble --vision SIGLIP2 --llm LLM --out model   # released checkpoints -> a TempFlex folder
 """
 
 from __future__ import annotations
@@ -146,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_arguments(evaluate)
     evaluate.set_defaults(run=_eval)
     _add_serving(commands)
+    from tempflex.checkpoint_cli import add_checkpoint_commands  # imports only argparse at this point
+
+    add_checkpoint_commands(commands)
     return parser
 
 

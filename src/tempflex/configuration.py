@@ -22,12 +22,14 @@ The real presets are meant for counting parameters on the meta device, or as the
 from __future__ import annotations
 
 import copy
+import os
 from typing import Any, ClassVar
 
 from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PreTrainedConfig, Siglip2VisionConfig
 from transformers.configuration_utils import SubConfigSpec
 
+from tempflex.auto_code import AUTO_MAP, write_shim
 from tempflex.fusion import PATHS, check_paths
 
 __all__ = ["PRESETS", "TINY_VOCAB_SIZE", "TempFlexConfig"]
@@ -148,7 +150,10 @@ class TempFlexConfig(PreTrainedConfig):
     - ``max_image_tokens`` / ``min_image_tokens``: LLM tokens per image (``token_budget.fit_image``);
     - ``max_tokens_per_frame`` and ``max_frames_to_llm``: the video budget; TFF sees every frame, then frames
       are average-pooled in time to at most ``max_frames_to_llm`` (``None``: no pooling);
-    - ``*_token_id``: placeholder and delimiter tokens of the tokenizer.
+    - ``*_token_id``: placeholder and delimiter tokens of the tokenizer;
+    - ``generation_vocab_size``: set when assembly grew the LLM's embedding for placeholder tokens (Gemma 3
+      270M / 1B): the LLM's own vocabulary size; logits of the rows from it on are ``-inf`` (``None``: no rows
+      were added).
     """
 
     model_type: ClassVar[str] = "tempflex"
@@ -174,6 +179,7 @@ class TempFlexConfig(PreTrainedConfig):
     video_token_id: int = QWEN3_TOKEN_IDS["video_token_id"]
     vision_start_token_id: int = QWEN3_TOKEN_IDS["vision_start_token_id"]
     vision_end_token_id: int = QWEN3_TOKEN_IDS["vision_end_token_id"]
+    generation_vocab_size: int | None = None
     tie_word_embeddings: bool = False
 
     def __post_init__(self, **kwargs: Any) -> None:
@@ -186,6 +192,13 @@ class TempFlexConfig(PreTrainedConfig):
             raise ValueError(f"image_token_id and video_token_id must differ, both are {self.image_token_id}")
         # the LM's own setting decides whether its head shares the embedding matrix
         self.tie_word_embeddings = bool(getattr(self.text_config, "tie_word_embeddings", False))
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> None:
+        """Save ``config.json`` with an ``auto_map`` and ``tempflex_auto.py``, so that transformers can load the
+        folder without ``import tempflex`` (with ``trust_remote_code=True``; see ``tempflex.auto_code``)."""
+        self.auto_map = dict(AUTO_MAP)
+        super().save_pretrained(save_directory, *args, **kwargs)
+        write_shim(save_directory)
 
     @property
     def patch_size(self) -> int:

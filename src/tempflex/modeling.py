@@ -245,13 +245,23 @@ class TempFlexForConditionalGeneration(TempFlexPreTrainedModel, GenerationMixin)
             # Training needs no cache, and transformers recognises packed rows (position ids restarting per sample,
             # no attention mask) only when no cache is built: without this, packed samples would attend to each other.
             use_cache = False
-        return self.language_model(
+        input_only_from = self.config.generation_vocab_size  # rows added for placeholders (see assembly)
+        output = self.language_model(
             attention_mask=attention_mask,
             position_ids=position_ids,
             cache=cache,
             inputs_embeds=inputs_embeds,
-            labels=labels,
+            labels=labels if input_only_from is None else None,
             use_cache=use_cache,
             logits_to_keep=logits_to_keep,
             **kwargs,
         )
+        if input_only_from is not None:
+            # Placeholder-only rows never compete: -inf logits keep argmax, sampling and log-softmax (the loss,
+            # log-likelihoods) exactly those of the LLM without them. Out of place: a softcap's tanh saves its output.
+            logits = output.logits
+            added = torch.arange(logits.shape[-1], device=logits.device) >= input_only_from  # [V]
+            output.logits = logits.masked_fill(added, float("-inf"))
+            if labels is not None:
+                output.loss = self.language_model.loss_function(output.logits, labels, logits.shape[-1], **kwargs)
+        return output

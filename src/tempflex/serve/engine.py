@@ -140,7 +140,8 @@ class Engine:
         self.image_token_id = int(config.image_token_id)
         self.video_token_id = int(config.video_token_id)
         visual = ("image_token_id", "video_token_id", "vision_start_token_id", "vision_end_token_id")
-        self.suppressed = sorted({int(getattr(config, name)) for name in visual})
+        own = model.generation_config.suppress_tokens or []  # kept: passing suppress_tokens replaces the model's
+        self.suppressed = sorted({int(getattr(config, name)) for name in visual} | {int(i) for i in own})
         # the end of turn and EOS (tempflex.load puts both in the generation config); either ends an answer
         eos = model.generation_config.eos_token_id
         eos = [eos] if isinstance(eos, int) else list(eos or [])
