@@ -16,6 +16,7 @@ from transformers import (
     Qwen3ForCausalLM,
     Siglip2Config,
     Siglip2Model,
+    Siglip2VisionModel,
     SiglipVisionConfig,
 )
 
@@ -162,6 +163,9 @@ def test_the_dropped_text_tower_is_not_reported_but_a_stray_key_is(siglip2_dir, 
     from tempflex.assembly import load_vision_tower
 
     load_vision_tower(siglip2_dir)
+    vision_only = tmp_path / "vision-only"  # a Siglip2VisionModel checkpoint, pooling head included
+    Siglip2VisionModel(SIGLIP2.vision_config).save_pretrained(vision_only)
+    load_vision_tower(vision_only)
     quiet = capfd.readouterr().err + caplog.text
     assert "text_model" not in quiet and "UNEXPECTED" not in quiet
     stray = tmp_path / "stray"

@@ -78,9 +78,15 @@ class _Gemma3TextFromMultimodal(Gemma3ForCausalLM):
 
 
 class _Siglip2VisionTowerFromFull(Siglip2VisionModel):
-    """Siglip2VisionModel that reads a full dual-tower checkpoint without reporting the parts TempFlex drops."""
+    """Siglip2VisionModel that reads a full dual-tower or a vision-only checkpoint without reporting the parts
+    TempFlex drops on purpose: the text tower, the contrastive scale and bias, and the pooling head."""
 
-    _keys_to_ignore_on_load_unexpected = (r"^text_model\.", r"^logit_scale$", r"^logit_bias$", r"^vision_model\.head\.")
+    _keys_to_ignore_on_load_unexpected = (
+        r"^text_model\.",
+        r"^logit_scale$",
+        r"^logit_bias$",
+        r"^(vision_model\.)?head\.",
+    )
 
 
 def load_vision_tower(path: str | Path, **kwargs: Any) -> Siglip2VisionModel:
