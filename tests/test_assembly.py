@@ -14,22 +14,16 @@ from transformers import (
     PreTrainedTokenizerFast,
     Qwen3Config,
     Qwen3ForCausalLM,
-    Siglip2Config,
     Siglip2Model,
     Siglip2VisionModel,
     SiglipVisionConfig,
 )
 
+from siglip2_checkpoint import SIGLIP2, save_siglip2
 from tempflex.assembly import assemble
 from tempflex.processing import TempFlexProcessor
 from tempflex.tokenization import build_tiny_tokenizer
 
-SIGLIP2 = Siglip2Config(
-    text_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, vocab_size=64),
-    vision_config=dict(
-        hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4, num_patches=16
-    ),
-)
 GEMMA_SPECIALS = [
     "<pad>", "<eos>", "<bos>", "<start_of_turn>", "<end_of_turn>", "<start_of_image>", "<end_of_image>",
     "<image_soft_token>",
@@ -38,10 +32,7 @@ GEMMA_SPECIALS = [
 
 @pytest.fixture(scope="module")
 def siglip2_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("siglip2")
-    Siglip2Model(SIGLIP2).save_pretrained(path)  # the full dual-tower checkpoint, as published
-    return path
+    return save_siglip2(tmp_path_factory.mktemp("siglip2"))  # the full dual-tower checkpoint, as published
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from transformers import Gemma3ForCausalLM, Siglip2Config, Siglip2Model
+from transformers import Gemma3ForCausalLM
 
+from siglip2_checkpoint import save_siglip2
 from tempflex import load
 from tempflex.serve.engine import Engine, GenerationParams
 
@@ -39,23 +40,7 @@ def gemma_dir(request):
 
 @pytest.fixture(scope="module")
 def siglip2_dir(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("siglip2")
-    config = Siglip2Config(
-        text_config=dict(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            vocab_size=64,
-            bos_token_id=0,
-            eos_token_id=1,
-            pad_token_id=1,
-        ),
-        vision_config=dict(hidden_size=48, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4),
-    )
-    Siglip2Model(config).save_pretrained(path)  # the full dual-tower layout of google/siglip2-*-naflex
-    return path
+    return save_siglip2(tmp_path_factory.mktemp("siglip2"))
 
 
 @pytest.fixture(scope="module")
