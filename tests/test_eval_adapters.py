@@ -1,5 +1,4 @@
-"""The harness adapters on the tiny model: VLMEvalKit's documented interface, and lmms-eval's real package
-(skipped where lmms-eval is not installed; it is not a tempflex dependency)."""
+"""The VLMEvalKit adapter on the tiny model (lmms-eval's is tested through its CLI in test_eval_lmms.py)."""
 
 import pytest
 from PIL import Image
@@ -36,33 +35,3 @@ def test_vlmevalkit_model_generates(media):
     model.nframe = 6  # as VLMEvalKit's video datasets set it
     video_reply = model.generate([str(media / "clip.mp4"), "What happens?"], dataset="Video-MME")
     assert isinstance(image_reply, str) and isinstance(video_reply, str)
-
-
-def test_lmms_eval_plugin(media):
-    pytest.importorskip("lmms_eval")
-    from lmms_eval.api.instance import Instance
-    from lmms_eval.models import get_model
-
-    cls = get_model("tempflex")  # found through the lmms_eval.models entry point of our package
-    model = cls.create_from_arg_string("pretrained=tiny,nframes=4,max_new_tokens=4")
-    docs = [{"image": Image.open(media / "red.png")}, {"video": str(media / "clip.mp4")}]
-    model.task_dict = {"toy": {"test": docs}}
-
-    def to_visual(doc):
-        return [doc.get("image") or doc.get("video")]
-
-    def request(kind, second, doc_id):
-        args = ("What is shown?", second, to_visual, doc_id, "toy", "test")
-        return Instance(request_type=kind, arguments=args, idx=0, metadata={"task": "toy", "doc_id": doc_id,
-                                                                             "repeats": 1})  # fmt: skip
-
-    replies = model.generate_until([request("generate_until", {"max_new_tokens": 4}, 0),
-                                    request("generate_until", {"until": ["\n"]}, 1)])  # fmt: skip
-    assert len(replies) == 2 and all(isinstance(r, str) for r in replies) and "\n" not in replies[1]
-    greedy = model.generate_until([request("generate_until", {"max_new_tokens": 1}, 0)])[0]
-    token_ids = model.processor.tokenizer.encode(greedy, add_special_tokens=False)
-    other = model.processor.tokenizer.decode([(token_ids[0] + 7) % 500 + 100])
-    (greedy_ll, greedy_flag), (other_ll, other_flag) = model.loglikelihood(
-        [request("loglikelihood", greedy, 0), request("loglikelihood", other, 0)]
-    )
-    assert greedy_flag and not other_flag and other_ll < greedy_ll <= 0

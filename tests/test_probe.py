@@ -152,8 +152,9 @@ def test_evaluate_scores_the_highest_option_letter_in_padded_batches(tmp_path):
     import torch
 
     from tempflex import TempFlexConfig, TempFlexForConditionalGeneration, TempFlexProcessor
+    from tempflex.evaluation.option_logits import predict_letters
     from tempflex.probe.dataset import generate_probe
-    from tempflex.probe.evaluate import evaluate, predict_letters
+    from tempflex.probe.evaluate import evaluate
     from tempflex.tokenization import build_tiny_tokenizer
     from tempflex.train.data import load_annotations, to_messages
 

@@ -1,118 +1,164 @@
 """An lmms-eval model for TempFlex checkpoints, registered through lmms-eval's plugin entry point.
 
-Installing tempflex adds the entry point ``tempflex`` in the group ``lmms_eval.models`` (pyproject), whose
-payload, ``manifest()``, names the simple model class below; lmms-eval (0.7) loads every manifest of that group
-at start-up, so with both packages installed::
+Installing tempflex adds the entry point ``tempflex`` in the group ``lmms_eval.models`` (``lmms_eval_entry``),
+so with both packages installed, lmms-eval's unmodified CLI finds it::
 
-    python -m lmms_eval --model tempflex --model_args pretrained=runs/stage4,nframes=128 \\
-        --tasks videomme,mmstar --batch_size 1 --output_path logs/
+    python -m lmms_eval --model tempflex --model_args pretrained=runs/stage4,max_num_frames=128,dtype=bfloat16 \\
+        --tasks videomme,mmstar --batch_size 4 --device cuda --output_path logs/ --log_samples
 
-``TempFlexLmms`` implements lmms-eval's ``lmms`` interface: ``generate_until`` (greedy, cut at the task's
-``until`` strings; visuals from the task's ``doc_to_visual``: PIL images, or video paths sampled at
-``nframes``, default the paper's 128) and ``loglikelihood`` (the log-probability of a continuation after
-the user turn, and whether greedy decoding would produce it). Multi-round generation is not supported.
+Model args (``--model_args``): ``pretrained`` (anything ``tempflex.load`` takes: a saved folder, a hub id, a
+preset), ``max_num_frames`` (frames per video, default the paper's 128; ``nframes`` is an alias), ``fps`` (sample
+videos at this rate instead, still capped at ``max_num_frames``), ``max_pixels`` (per frame), ``max_new_tokens``
+(default 64, when a task gives none), ``device`` / ``dtype`` (``tempflex.loading``; device default ``auto``:
+CUDA when present). lmms-eval's own ``--batch_size``, ``--max_batch_size`` and ``--device`` arrive as the same
+arguments: ``batch_size`` requests are generated together (left-padded, greedy; batched replies equal
+one-at-a-time ones), ``max_batch_size`` caps it.
 
-This module imports lmms-eval, so it loads only where lmms-eval is installed (it is not a tempflex
-dependency: its requirements pull a CUDA torch, torchvision and timm). Tested against lmms-eval 0.7.3
-installed as: its requirements minus torch / torchvision / timm, then ``pip install --no-deps lmms-eval``.
+``generate_until``: greedy replies; the task's ``until`` strings stop a row as soon as it produces one (and are
+cut from the text), the chat format's end of turn ends it too. A request whose media fail (a corrupt video)
+gets an empty reply and a logged error; the other requests go on.
+
+``loglikelihood``: returns ``(-log p(continuation | prompt), greedy)``, the continuation's total negative
+log-likelihood. lmms-eval's evaluator picks the ``multiple_choice`` answer with ``np.argmin`` over these values
+("we return the actual loss", ``lmms_eval/api/task.py`` ``process_results``; upstream issue
+EvolvingLMMs-Lab/lmms-eval#370), so the option we find most likely wins. Under ``output_type: loglikelihood``
+the continuation arrives as the task's ``doc_to_target`` function and is applied to the document. lmms-eval 0.7.3's
+``perplexity`` aggregation computes ``exp(-mean(value))``, which assumes log-likelihoods: with the loss convention
+every lmms-eval model follows, it reports 1/perplexity for every model (a 0.7.3 bug; ``acc``, the greedy flag, is
+right). Ours is right for the loss convention (``exp(mean)`` gives the perplexity per document).
+
+Multi-round generation is not supported. This module imports lmms-eval (not a tempflex dependency: its
+requirements pull a CUDA torch, torchvision and timm; install them minus those, then ``pip install --no-deps
+lmms-eval==0.7.3``, as the README says). Tested through ``python -m lmms_eval`` on local tasks.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-import torch
 from lmms_eval.api.model import lmms
-from lmms_eval.models.registry_v2 import ModelManifest
 
-from tempflex.evaluation.items import Item
-from tempflex.evaluation.runner import generate_reply
+from tempflex.evaluation.generation import continuation_nll, generate_replies
+from tempflex.media import MediaError
 
-__all__ = ["TempFlexLmms", "manifest"]
+__all__ = ["TempFlexLmms"]
 
-_VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+logger = logging.getLogger(__name__)
 
-
-def manifest() -> ModelManifest:
-    """The ``lmms_eval.models`` entry point's payload: model id ``tempflex``."""
-    return ModelManifest(model_id="tempflex", simple_class_path="tempflex.evaluation.lmms_eval_model.TempFlexLmms")
+_VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 
 
 class TempFlexLmms(lmms):
-    """lmms-eval simple model over a TempFlex preset or saved folder (``pretrained=``)."""
+    """lmms-eval simple model over anything ``tempflex.load`` takes (``pretrained=``)."""
 
     is_simple = True
 
     def __init__(
         self,
         pretrained: str = "tiny",
-        nframes: int = 128,
+        max_num_frames: int = 128,
+        fps: float | None = None,
+        max_pixels: int | None = None,
         max_new_tokens: int = 64,
-        device: str = "auto",
+        device: str | None = "auto",
         dtype: str | None = None,
+        batch_size: int | str = 1,
+        max_batch_size: int | None = None,
+        nframes: int | None = None,
         **kwargs: Any,
-    ):
+    ) -> None:
         from tempflex.loading import load, parse_dtype
 
         super().__init__()
         if kwargs:
             raise ValueError(f"TempFlexLmms: unknown model_args {sorted(kwargs)}")
-        self.model, self.processor = load(str(pretrained), device=device, dtype=parse_dtype(dtype))
+        if str(batch_size).startswith("auto"):
+            raise ValueError("TempFlexLmms: batch_size 'auto' is not supported; give a number")
+        self.model, self.processor = load(str(pretrained), device=device or "auto", dtype=parse_dtype(dtype))
         self.model.eval()
-        self.nframes, self.max_new_tokens = int(nframes), int(max_new_tokens)
+        self.max_num_frames = int(nframes if nframes is not None else max_num_frames)
+        self.fps = float(fps) if fps is not None else None
+        self.max_pixels = int(max_pixels) if max_pixels is not None else None
+        self.max_new_tokens = int(max_new_tokens)
+        self.batch_size_per_gpu = int(batch_size)
+        if max_batch_size is not None:
+            self.batch_size_per_gpu = min(self.batch_size_per_gpu, int(max_batch_size))
 
-    def _content(self, context: str, visuals: list[Any] | None) -> list[dict[str, Any]]:
+    def _video_part(self, path: str) -> dict[str, Any]:
+        part: dict[str, Any] = {"type": "video", "video": path, "max_frames": self.max_num_frames}
+        if self.fps is not None:
+            part["fps"] = self.fps
+        else:
+            part["nframes"] = self.max_num_frames
+        if self.max_pixels is not None:
+            part["max_pixels"] = self.max_pixels
+        return part
+
+    def _conversation(self, context: str, visuals: list[Any] | None) -> list[dict[str, Any]]:
         parts = []
         for visual in visuals or []:
             if isinstance(visual, str) and visual.lower().endswith(_VIDEO_SUFFIXES):
-                parts.append({"type": "video", "video": visual, "nframes": self.nframes, "max_frames": self.nframes})
+                parts.append(self._video_part(visual))
             else:
                 parts.append({"type": "image", "image": visual})
         parts.append({"type": "text", "text": context.replace("<image>", "").strip()})
-        return parts
+        return [{"role": "user", "content": parts}]
+
+    def _doc(self, task: str, split: str, doc_id: Any) -> Any:
+        return self.task_dict[task][split][doc_id]
 
     def _visuals(self, doc_to_visual: Any, doc_id: Any, task: str, split: str) -> list[Any]:
-        visuals = doc_to_visual(self.task_dict[task][split][doc_id]) if doc_to_visual else []
+        visuals = doc_to_visual(self._doc(task, split, doc_id)) if doc_to_visual else []
         return [v for v in (visuals or []) if v is not None]
 
-    def generate_until(self, requests: list[Any]) -> list[str]:
-        """Greedy replies, one per request, cut at the first ``until`` string."""
+    def _one_by_one(self, batch: list[tuple[list[dict], dict]]) -> list[str]:
         replies = []
+        for conversation, settings in batch:
+            try:
+                replies.extend(generate_replies(self.model, self.processor, [conversation], **settings))
+            except (MediaError, ValueError) as error:
+                logger.error("tempflex: request failed, empty reply: %s", error)
+                replies.append("")
+        return replies
+
+    def generate_until(self, requests: list[Any]) -> list[str]:
+        """Greedy replies, one per request, in batches of ``batch_size`` with the same generation settings."""
+        prepared = []
         for request in requests:
             context, gen_kwargs, doc_to_visual, doc_id, task, split = request.args
             until = gen_kwargs.get("until") or []
-            until = [until] if isinstance(until, str) else list(until)
-            tokens = int(gen_kwargs.get("max_new_tokens", self.max_new_tokens))
-            item = Item("lmms", self._content(context, self._visuals(doc_to_visual, doc_id, task, split)), "", "exact")
-            reply = generate_reply(self.model, self.processor, item, max_new_tokens=tokens)
-            for stop in until:
-                if stop and stop in reply:
-                    reply = reply[: reply.index(stop)]
-            replies.append(reply)
+            until = (until,) if isinstance(until, str) else tuple(until)
+            settings = {"max_new_tokens": int(gen_kwargs.get("max_new_tokens", self.max_new_tokens)), "stop": until}
+            try:
+                conversation = self._conversation(context, self._visuals(doc_to_visual, doc_id, task, split))
+            except (MediaError, ValueError, OSError) as error:
+                logger.error("tempflex: request %s/%s failed, empty reply: %s", task, doc_id, error)
+                conversation = None
+            prepared.append((conversation, settings))
+        replies: list[str] = [""] * len(prepared)
+        pending = [i for i, (conversation, _) in enumerate(prepared) if conversation is not None]
+        while pending:
+            first = prepared[pending[0]][1]
+            batch = [i for i in pending if prepared[i][1] == first][: self.batch_size_per_gpu]
+            try:
+                texts = generate_replies(self.model, self.processor, [prepared[i][0] for i in batch], **first)
+            except (MediaError, ValueError):  # one bad item: the others still get their replies
+                texts = self._one_by_one([prepared[i] for i in batch])
+            for i, text in zip(batch, texts, strict=True):
+                replies[i] = text
+            pending = [i for i in pending if i not in set(batch)]
         return replies
 
-    @torch.no_grad()
     def loglikelihood(self, requests: list[Any]) -> list[tuple[float, bool]]:
-        """``(log p(continuation | user turn), greedy?)`` per request."""
+        """``(-log p(continuation | prompt), greedy?)`` per request (the loss convention lmms-eval's argmin uses)."""
         results = []
         for request in requests:
             context, continuation, doc_to_visual, doc_id, task, split = request.args
-            messages = [
-                {"role": "user", "content": self._content(context, self._visuals(doc_to_visual, doc_id, task, split))}
-            ]
-            inputs = self.processor.apply_chat_template(
-                messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
-            )
-            target = self.processor.tokenizer.encode(continuation, add_special_tokens=False)
-            prompt_length = inputs["input_ids"].shape[1]
-            ids = torch.cat([inputs["input_ids"], torch.tensor([target])], dim=1)  # [1, L + T]
-            inputs = {**inputs, "input_ids": ids, "attention_mask": torch.ones_like(ids)}
-            inputs = {k: v.to(self.model.device) if hasattr(v, "to") else v for k, v in inputs.items()}
-            logits = self.model(**inputs).logits[0, prompt_length - 1 : -1].float()  # [T, V]: the targets' predictors
-            log_probs = torch.log_softmax(logits, dim=-1)
-            target_ids = torch.tensor(target, device=log_probs.device)
-            total = float(log_probs.gather(1, target_ids[:, None]).sum())
-            results.append((total, bool((logits.argmax(dim=-1) == target_ids).all())))
+            if callable(continuation):  # output_type: loglikelihood passes the task's doc_to_target
+                continuation = continuation(self._doc(task, split, doc_id))
+            conversation = self._conversation(context, self._visuals(doc_to_visual, doc_id, task, split))
+            results.append(continuation_nll(self.model, self.processor, conversation, str(continuation)))
         return results
 
     def generate_until_multi_round(self, requests: list[Any]) -> list[str]:

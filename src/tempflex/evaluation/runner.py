@@ -17,7 +17,7 @@ writes into ``--output``:
 
 Multiple choice is scored as the harnesses do it: greedy generation of a short reply, then
 ``extract_choice``. For the probe, ``rule="logits"`` instead takes the option letter with the highest
-next-token logit (``tempflex.probe.evaluate``'s rule).
+next-token logit (``evaluation.option_logits``, the probe's rule).
 """
 
 from __future__ import annotations
@@ -32,9 +32,11 @@ from typing import Any
 import torch
 
 from tempflex.evaluation.benchmarks import BENCHMARKS, score_item
+from tempflex.evaluation.generation import generate_replies
 from tempflex.evaluation.items import Item, summarise
+from tempflex.evaluation.option_logits import predict_letters
 
-__all__ = ["format_results", "generate_reply", "read_predictions", "run_benchmark"]
+__all__ = ["format_results", "generate_chat_reply", "generate_reply", "read_predictions", "run_benchmark"]
 
 
 def read_predictions(path: Path) -> dict[str, dict[str, Any]]:
@@ -59,18 +61,19 @@ def read_predictions(path: Path) -> dict[str, dict[str, Any]]:
 @torch.no_grad()
 def generate_reply(model: Any, processor: Any, item: Item, *, max_new_tokens: int = 16) -> str:
     """The model's greedy reply to one item's user turn."""
-    messages = [{"role": "user", "content": item.content}]
-    inputs = processor.apply_chat_template(
-        messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+    return generate_chat_reply(
+        model, processor, [{"role": "user", "content": item.content}], max_new_tokens=max_new_tokens
     )
-    inputs = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in inputs.items()}
-    output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-    return processor.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+
+
+@torch.no_grad()
+def generate_chat_reply(model: Any, processor: Any, messages: list[dict[str, Any]], *, max_new_tokens: int = 16) -> str:
+    """The model's greedy reply after a whole chat: ``[{"role": "system" | "user" | "assistant", "content": ...}]``
+    (content as ``Item.content``, or a string), ending with a user turn."""
+    return generate_replies(model, processor, [messages], max_new_tokens=max_new_tokens)[0]
 
 
 def _logit_letter(model: Any, processor: Any, item: Item) -> str:
-    from tempflex.probe.evaluate import predict_letters
-
     if item.record is None:
         raise ValueError(f"item {item.id}: the logits rule needs the probe's records")
     return predict_letters(model, processor, [item.record], Path(), batch_size=1)[0]  # media paths are absolute

@@ -250,7 +250,7 @@ def load_mlvu(data: Path, frames: int | None = None) -> list[Item]:
 
 def load_probe(data: Path, frames: int | None = None) -> list[Item]:
     """The built-in temporal probe's test split (``tempflex probe generate``)."""
-    from tempflex.train.data import to_messages
+    from tempflex.records import to_messages
 
     path = data if data.is_file() else _find(data, ["test.jsonl"], "probe test split")
     items = []

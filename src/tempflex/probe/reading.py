@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tempflex.probe.tasks import LETTERS
+from tempflex.records import LETTERS
 from tempflex.token_budget import tiled_grid
 
 __all__ = ["STRATEGIES", "ReadingSample", "generate_reading", "make_reading_sample", "strategy_views"]

@@ -24,10 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tempflex.records import LETTERS
+
 __all__ = ["TASKS", "TEMPORAL_TASKS", "ProbeSample", "make_sample"]
 
 COLOURS = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (50, 80, 230), "yellow": (230, 210, 40)}
-LETTERS = "ABCDEF"
 
 
 @dataclass

@@ -20,19 +20,9 @@ from dataclasses import dataclass
 
 import torch
 
+from tempflex.batching import concat_pixels, pad_right
+
 __all__ = ["PackingCollator", "PaddingCollator"]
-
-_PIXEL_KEYS = (("pixel_values", "image_grid_thw"), ("pixel_values_videos", "video_grid_thw"))
-
-
-def _pixels(samples: list[dict]) -> dict[str, torch.Tensor]:
-    batch = {}
-    for pixels, grid in _PIXEL_KEYS:
-        present = [s for s in samples if s.get(pixels) is not None]
-        if present:
-            batch[pixels] = torch.cat([s[pixels] for s in present])  # [sum patches, p*p*C]
-            batch[grid] = torch.cat([s[grid] for s in present])  # [clips, 3]
-    return batch
 
 
 @dataclass
@@ -45,17 +35,7 @@ class PaddingCollator:
         samples = [s for s in samples if s is not None]
         if not samples:
             raise ValueError("every sample of this batch failed to load")
-        width = max(s["input_ids"].shape[-1] for s in samples)
-        rows = len(samples)
-        input_ids = torch.full((rows, width), self.pad_token_id, dtype=torch.long)
-        attention_mask = torch.zeros((rows, width), dtype=torch.long)
-        labels = torch.full((rows, width), -100, dtype=torch.long)
-        for row, sample in enumerate(samples):
-            length = sample["input_ids"].shape[-1]
-            input_ids[row, :length] = sample["input_ids"][0]
-            attention_mask[row, :length] = 1
-            labels[row, :length] = sample["labels"][0]
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels, **_pixels(samples)}
+        return pad_right(samples, self.pad_token_id)
 
 
 @dataclass
@@ -104,4 +84,4 @@ class PackingCollator:
                 ordered.append(sample)
             # padding continues the last sample's positions, so it forms no new "sample" of its own
             position_ids[row, start:] = torch.arange(width - start) + (position_ids[row, start - 1] + 1)
-        return {"input_ids": input_ids, "position_ids": position_ids, "labels": labels, **_pixels(ordered)}
+        return {"input_ids": input_ids, "position_ids": position_ids, "labels": labels, **concat_pixels(ordered)}

@@ -29,19 +29,17 @@ from __future__ import annotations
 import json
 import logging
 import random
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from tempflex.records import to_messages
+
 __all__ = ["SupervisedDataset", "load_annotations", "load_mixture", "to_messages"]
 
 logger = logging.getLogger(__name__)
-
-_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
-_TAG = re.compile(r"<(image|video)>\n?")
 
 
 def load_annotations(path: str | Path) -> list[dict]:
@@ -81,50 +79,6 @@ def load_mixture(path: str | Path, *, seed: int = 0) -> list[tuple[dict, Path]]:
         records = _sample(load_annotations(json_path), str(entry.get("sampling", "all")), seed, str(json_path))
         pairs.extend((record, media_root) for record in records)
     return pairs
-
-
-def to_messages(record: dict, media_root: Path) -> list[dict]:
-    """A LLaVA record -> chat messages with image / video parts in the order of their tags."""
-    images = record.get("image") or []
-    images = [images] if isinstance(images, str) else list(images)
-    videos = [record["video"]] if record.get("video") else []
-    turns = record.get("conversations") or []
-    if not turns:
-        raise ValueError(f"record {record.get('id')!r} has no conversations")
-    text_tags = sum(len(_TAG.findall(turn["value"])) for turn in turns)
-    media = [("image", media_root / p) for p in images] + [("video", media_root / p) for p in videos]
-    if text_tags == 0 and media:  # LLaVA puts untagged media before the first question
-        first = next(i for i, turn in enumerate(turns) if turn["from"] in ("human", "user"))
-        tags = "".join(f"<{kind}>\n" for kind, _ in media)
-        turns = [*turns[:first], {**turns[first], "value": tags + turns[first]["value"]}, *turns[first + 1 :]]
-    queues = {
-        "image": [str(p) for kind, p in media if kind == "image"],
-        "video": [str(p) for kind, p in media if kind == "video"],
-    }
-    messages = []
-    for turn in turns:
-        role = _ROLES.get(turn["from"])
-        if role is None:
-            raise ValueError(f"record {record.get('id')!r}: unknown speaker {turn['from']!r}")
-        parts, position = [], 0
-        for match in _TAG.finditer(turn["value"]):
-            if match.start() > position:
-                parts.append({"type": "text", "text": turn["value"][position : match.start()]})
-            kind = match.group(1)
-            if not queues[kind]:
-                raise ValueError(f"record {record.get('id')!r}: more <{kind}> tags than {kind} files")
-            part = {"type": kind, kind: queues[kind].pop(0)}
-            if kind == "video":
-                part.update(record.get("video_options") or {})
-            parts.append(part)
-            position = match.end()
-        if position < len(turn["value"]):
-            parts.append({"type": "text", "text": turn["value"][position:]})
-        messages.append({"role": role, "content": parts})
-    leftover = [kind for kind, queue in queues.items() if queue]
-    if leftover:
-        raise ValueError(f"record {record.get('id')!r}: more {leftover[0]} files than <{leftover[0]}> tags")
-    return messages
 
 
 @dataclass

@@ -1,0 +1,75 @@
+"""LLaVA-format records -> chat messages, and the option letters of multiple-choice questions.
+
+One core module that training data, the evaluation readers and the probe share. A record::
+
+    {"id": "v1", "video": "clips/v1.mp4", "video_options": {"fps": 8},
+     "conversations": [{"from": "human", "value": "<video>\\nWhat moves?"}, {"from": "gpt", "value": "A ball."}]}
+
+``to_messages(record, media_root)`` gives ``[{"role": "user", "content": [{"type": "video", "video":
+"media_root/clips/v1.mp4", "fps": 8}, {"type": "text", "text": "What moves?"}]}, {"role": "assistant", ...}]``:
+media parts in the order of their ``<image>`` / ``<video>`` tags (untagged media go before the first question, as
+LLaVA does), roles ``human`` -> user, ``gpt`` -> assistant, ``system`` -> system, and a ValueError naming the
+record for a tag without a file, a file without a tag, or an unknown speaker.
+
+>>> to_messages({"id": "q", "conversations": [{"from": "human", "value": "Hi"}]}, Path("."))
+[{'role': 'user', 'content': [{'type': 'text', 'text': 'Hi'}]}]
+>>> LETTERS[:4]
+'ABCD'
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+__all__ = ["LETTERS", "to_messages"]
+
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+"""Option letters of multiple-choice questions, in order (the probe, the benchmarks, answer extraction)."""
+
+_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
+_TAG = re.compile(r"<(image|video)>\n?")
+
+
+def to_messages(record: dict, media_root: Path) -> list[dict]:
+    """A LLaVA record -> chat messages with image / video parts in the order of their tags."""
+    images = record.get("image") or []
+    images = [images] if isinstance(images, str) else list(images)
+    videos = [record["video"]] if record.get("video") else []
+    turns = record.get("conversations") or []
+    if not turns:
+        raise ValueError(f"record {record.get('id')!r} has no conversations")
+    text_tags = sum(len(_TAG.findall(turn["value"])) for turn in turns)
+    media = [("image", media_root / p) for p in images] + [("video", media_root / p) for p in videos]
+    if text_tags == 0 and media:  # LLaVA puts untagged media before the first question
+        first = next(i for i, turn in enumerate(turns) if turn["from"] in ("human", "user"))
+        tags = "".join(f"<{kind}>\n" for kind, _ in media)
+        turns = [*turns[:first], {**turns[first], "value": tags + turns[first]["value"]}, *turns[first + 1 :]]
+    queues = {
+        "image": [str(p) for kind, p in media if kind == "image"],
+        "video": [str(p) for kind, p in media if kind == "video"],
+    }
+    messages = []
+    for turn in turns:
+        role = _ROLES.get(turn["from"])
+        if role is None:
+            raise ValueError(f"record {record.get('id')!r}: unknown speaker {turn['from']!r}")
+        parts, position = [], 0
+        for match in _TAG.finditer(turn["value"]):
+            if match.start() > position:
+                parts.append({"type": "text", "text": turn["value"][position : match.start()]})
+            kind = match.group(1)
+            if not queues[kind]:
+                raise ValueError(f"record {record.get('id')!r}: more <{kind}> tags than {kind} files")
+            part = {"type": kind, kind: queues[kind].pop(0)}
+            if kind == "video":
+                part.update(record.get("video_options") or {})
+            parts.append(part)
+            position = match.end()
+        if position < len(turn["value"]):
+            parts.append({"type": "text", "text": turn["value"][position:]})
+        messages.append({"role": role, "content": parts})
+    leftover = [kind for kind, queue in queues.items() if queue]
+    if leftover:
+        raise ValueError(f"record {record.get('id')!r}: more {leftover[0]} files than <{leftover[0]}> tags")
+    return messages
