@@ -38,6 +38,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self.wfile.flush()
                 time.sleep(0.1)
 
+    def handle_one_request(self):
+        if self.server.trickle_headers:  # a status line and headers one byte at a time, never finished
+            self.rfile.readline()
+            for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 200:
+                try:
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                except OSError:
+                    return
+                time.sleep(0.1)
+            return
+        super().handle_one_request()
+
     def _reply(self, body: bytes):
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
@@ -46,8 +59,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 
 @contextmanager
-def local_server():
+def local_server(trickle_headers: bool = False):
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    server.trickle_headers = trickle_headers
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -115,6 +129,14 @@ def test_total_deadline():
     with local_server() as url, pytest.raises(FetchError, match=r"timed out|within 0\.5 s"):
         fetch_remote(url + "/slow", max_bytes=1000, timeout=0.5, allow_address=allow_all)
     assert time.monotonic() - started < 1.5
+
+
+def test_the_deadline_covers_trickled_headers():
+    """A server that sends its headers a byte every 0.1 s held a worker 22 s with timeout=2 before the watchdog."""
+    started = time.monotonic()
+    with local_server(trickle_headers=True) as url, pytest.raises(FetchError, match=r"within 1 s"):
+        fetch_remote(url + "/small", max_bytes=1000, timeout=1, allow_address=allow_all)
+    assert time.monotonic() - started < 2.0
 
 
 @pytest.mark.parametrize("url", ["ftp://example.com/a", "http:///nohost", "file:///etc/passwd"])

@@ -10,8 +10,10 @@ Routes:
   after resizing) and the token counts, without generating; the web page uses it;
 - ``GET /``: the single-page web chat (``static/index.html``, no build step).
 
-Limits: a request body above ``max_body_bytes`` is refused with 413 before it is read whole; errors come in
-OpenAI's format ``{"error": {"message", "type", "param", "code"}}``. Model work runs on ``GenerationQueue``'s
+Limits: a request body above ``max_body_bytes`` is refused with 413 (declared or chunked); what one request may
+cost in media and tokens is ``limits.ServerLimits`` (400 naming the limit, before decoding); a full queue answers
+503 with ``Retry-After``; a client that leaves cancels its request, streamed or not. Errors come in OpenAI's format
+``{"error": {"message", "type", "param", "code"}}``. Model work runs on ``GenerationQueue``'s
 thread, never on the event loop.
 
 Run it::
@@ -37,6 +39,7 @@ from typing import Any
 from tempflex.media import MediaError
 from tempflex.serve.engine import Engine, GenerationParams, Prepared
 from tempflex.serve.errors import RequestError
+from tempflex.serve.limits import ServerLimits
 from tempflex.serve.media_policy import MediaPolicy
 from tempflex.serve.protocol import (
     chunk_body,
@@ -73,28 +76,30 @@ class BodySizeLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._refuse(send, int(declared))
             return
-        received = 0
-        started = False
-
-        async def counting_receive() -> dict:
-            nonlocal received
+        # Read the whole body here, at most max_bytes of it, then replay it: a body over the limit gets its 413
+        # before the app sees a byte, whether it was declared or sent in chunks.
+        chunks, received = [], 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _TooLargeError(received)
-            return message
+            if message["type"] != "http.request":  # the client left
+                return
+            chunks.append(message.get("body", b""))
+            received += len(chunks[-1])
+            if received > self.max_bytes:
+                await self._refuse(send, received)
+                return
+            if not message.get("more_body", False):
+                break
+        body, replayed = b"".join(chunks), False
 
-        async def tracking_send(message: dict) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        async def replay() -> dict:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: disconnect notices, as the server sends them
 
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLargeError as too_large:
-            if not started:
-                await self._refuse(send, too_large.size)
+        await self.app(scope, replay, send)
 
     async def _refuse(self, send: Any, size: int) -> None:
         error = RequestError(
@@ -107,13 +112,8 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": payload})
 
 
-class _TooLargeError(Exception):
-    def __init__(self, size: int) -> None:
-        self.size = size
-
-
 def _error_response(error: RequestError) -> JSONResponse:
-    return JSONResponse(error.body(), status_code=error.status)
+    return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
 
 
 def _frames_preview(prepared: Prepared, processor: Any, max_side: int = 160) -> list[dict]:
@@ -155,9 +155,11 @@ def create_app(
     max_body_bytes: int = 32 * 1024 * 1024,
     max_tokens_limit: int = 2048,
     max_pending: int = 64,
+    limits: ServerLimits | None = None,
 ) -> Any:
-    """The ASGI app serving ``engine`` (wrapped in ``BodySizeLimit``)."""
+    """The ASGI app serving ``engine`` (wrapped in ``BodySizeLimit``); ``limits`` default to the model's."""
     policy = policy or MediaPolicy()
+    limits = limits or ServerLimits.for_model(engine.model, engine.processor)
     queue = GenerationQueue(max_pending=max_pending)
     app = FastAPI(title="TempFlex", docs_url=None, redoc_url=None)
     app.state.engine, app.state.queue = engine, queue
@@ -184,14 +186,16 @@ def create_app(
                                code="model_not_found")  # fmt: skip
         return body
 
-    def prepare(body: dict) -> Prepared:
-        conversation = parse_conversation(body, policy)
+    def prepare(body: dict, max_tokens: int) -> Prepared:
+        conversation = limits.check_conversation(parse_conversation(body, policy))  # from headers, before decoding
         try:
-            return engine.prepare(conversation)
+            prepared = engine.prepare(conversation)
         except MediaError as error:
             raise RequestError(400, f"cannot read the media: {error}", param="messages", code="bad_media") from error
         except ValueError as error:  # e.g. a clip too short for the asked frame count
             raise RequestError(400, str(error), param="messages") from error
+        limits.check_tokens(prepared.prompt_tokens, prepared.visual_tokens, max_tokens)
+        return prepared
 
     @app.get("/health")
     async def health() -> dict:
@@ -209,7 +213,7 @@ def create_app(
     @app.post("/v1/tempflex/preview")
     async def preview(request: Request) -> dict:
         body = await read_body(request)
-        prepared = await queue.run_media(prepare, body)
+        prepared = await queue.run_media(prepare, body, 0)
         frames = await queue.run_media(_frames_preview, prepared, engine.processor)
         return {"usage": usage_body(prepared, 0), "frames": frames}
 
@@ -220,9 +224,17 @@ def create_app(
         stream = body.get("stream", False)
         if not isinstance(stream, bool):
             raise RequestError(400, f"stream must be true or false, got {stream!r}", param="stream")
-        prepared = await queue.run_media(prepare, body)
+        prepared = await queue.run_media(prepare, body, params.max_tokens)
         if not stream:
-            completion = await queue.run_model(engine.generate, prepared.inputs, params)
+            gone = threading.Event()  # a client that leaves cancels its request, waiting or generating
+            job = asyncio.ensure_future(
+                queue.run_model(lambda: engine.generate(prepared.inputs, params, cancelled=gone.is_set))
+            )
+            while not job.done():
+                await asyncio.wait({job}, timeout=0.25)
+                if not job.done() and await request.is_disconnected():
+                    gone.set()
+            completion = job.result()
             return completion_body(engine.name, prepared, completion)
         options = body.get("stream_options") or {}
         include_usage = bool(options.get("include_usage")) if isinstance(options, dict) else False

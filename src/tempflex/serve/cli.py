@@ -37,7 +37,15 @@ def add_arguments(chat: argparse.ArgumentParser, serve: argparse.ArgumentParser)
     serve.add_argument("--max-remote-mb", type=float, default=64.0, help="size cap of one fetched media file")
     serve.add_argument("--remote-timeout", type=float, default=20.0, help="seconds allowed for one media fetch")
     serve.add_argument("--max-body-mb", type=float, default=32.0, help="request body size limit (413 above)")
-    serve.add_argument("--max-queue", type=int, default=64, help="requests waiting for the model (429 above)")
+    serve.add_argument("--max-queue", type=int, default=64, help="requests waiting for the model (503 above)")
+    limits = serve.add_argument_group("per-request limits (400 above; defaults sized from the model)")
+    limits.add_argument("--max-images", type=int, help="images per request (default 8)")
+    limits.add_argument("--max-videos", type=int, help="videos per request (default 2)")
+    limits.add_argument("--max-image-pixels", type=int, help="source pixels of one image (default 4096x4096)")
+    limits.add_argument("--max-frame-pixels", type=int, help="source pixels of one video frame (default 3840x2160)")
+    limits.add_argument("--max-frames", type=int, help="frames sampled per video (default: the processor's, 64)")
+    limits.add_argument("--max-visual-tokens", type=int, help="visual tokens per request (default: half the context)")
+    limits.add_argument("--max-context", type=int, help="prompt + max_tokens (default: the LLM's context)")
 
 
 def run_chat(args: argparse.Namespace) -> int:
@@ -86,9 +94,18 @@ def run_serve(args: argparse.Namespace) -> int:
         max_remote_bytes=int(args.max_remote_mb * 1024 * 1024),
         remote_timeout=args.remote_timeout,
     )
+    from tempflex.serve.limits import ServerLimits
+
+    engine = Engine.load(args.model, name=args.name, device=args.device, dtype=args.dtype)
+    limits = ServerLimits.for_model(
+        engine.model, engine.processor, max_images=args.max_images, max_videos=args.max_videos,
+        max_image_pixels=args.max_image_pixels, max_frame_pixels=args.max_frame_pixels, max_frames=args.max_frames,
+        max_visual_tokens=args.max_visual_tokens, max_context=args.max_context,
+    )  # fmt: skip
     app = create_app(
-        Engine.load(args.model, name=args.name, device=args.device, dtype=args.dtype),
+        engine,
         policy=policy,
+        limits=limits,
         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
         max_tokens_limit=args.max_tokens,
         max_pending=args.max_queue,

@@ -190,6 +190,8 @@ class Engine:
         cache: Any = None,
     ) -> Completion:
         """Generate one completion for ``inputs`` (from ``prepare``, or ids continuing ``cache``)."""
+        if cancelled is not None and cancelled():  # the client left while the request waited: no prefill at all
+            return Completion(text="", token_ids=[], finish_reason="cancelled")
         streamer = _TextStreamer(self.tokenizer, tuple(params.stop), on_text)
         conditions = [lambda: streamer.stopped]
         if cancelled is not None:

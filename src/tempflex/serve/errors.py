@@ -12,10 +12,20 @@ __all__ = ["RequestError"]
 
 
 class RequestError(Exception):
-    """A request the server refuses: ``status`` (4xx), a message naming what is wrong, the offending ``param``."""
+    """A request the server refuses: ``status`` (4xx, or 503 when busy), a message naming what is wrong, the offending
+    ``param``, and response ``headers`` (``Retry-After``)."""
 
-    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
+        self.headers = headers or {}
         self.status = status
         self.message = message
         self.param = param

@@ -20,10 +20,12 @@ Example (refused before any connection)::
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import ipaddress
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Callable
 from urllib.parse import urlsplit
@@ -120,6 +122,19 @@ def fetch_remote(
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
+    # One deadline for the whole fetch, headers included: per-read socket timeouts alone let a server that trickles
+    # a byte at a time hold the worker forever. At the deadline a watchdog shuts the socket, which ends any read.
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        if connection.sock is not None:
+            with contextlib.suppress(OSError):
+                connection.sock.shutdown(socket.SHUT_RDWR)
+
+    watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), expire)
+    watchdog.daemon = True
+    watchdog.start()
     try:
         connection.request("GET", path, headers={"User-Agent": "tempflex-serve", "Accept": "*/*"})
         response = connection.getresponse()
@@ -142,6 +157,9 @@ def fetch_remote(
                 connection.sock.settimeout(remaining)
         return bytes(body)
     except (OSError, http.client.HTTPException) as error:
+        if expired.is_set():
+            raise FetchError(f"{url}: not downloaded within {timeout:g} s") from error
         raise FetchError(f"{url}: {type(error).__name__}: {error}") from error
     finally:
+        watchdog.cancel()
         connection.close()

@@ -62,8 +62,8 @@ def parse_params(body: dict, *, max_tokens_limit: int) -> GenerationParams:
     if not isinstance(stops, list) or len(stops) > 4 or not all(isinstance(s, str) and s for s in stops):
         raise RequestError(400, f"stop must be a non-empty string or a list of up to 4, got {stop!r}", param="stop")
     seed = body.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise RequestError(400, f"seed must be an integer, got {seed!r}", param="seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not -(2**63) <= seed < 2**64):
+        raise RequestError(400, f"seed must be an integer in [-2**63, 2**64), got {seed!r}", param="seed")
     return GenerationParams(
         max_tokens=max_tokens,
         temperature=float(_number(body, "temperature", 1.0, 0.0, 2.0)),
@@ -98,6 +98,8 @@ def _url_of(part: dict, kind: str, where: str) -> str:
     url = value.get("url") if isinstance(value, dict) else value
     if not isinstance(url, str) or not url:
         raise RequestError(400, f"{where}: a {kind} part needs {{{kind!r}: {{'url': ...}}}}", param="messages")
+    if "\x00" in url:
+        raise RequestError(400, f"{where}: the {kind} URL contains a NUL byte", param="messages")
     return url
 
 
