@@ -29,6 +29,7 @@ Every refusal is a ``RequestError(400)`` naming the limit, the value asked and t
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,9 +124,10 @@ class ServerLimits:
         try:
             with _opened(source) as handle, Image.open(handle) as image:  # reads the header only
                 pixels = image.width * image.height
-        except Image.DecompressionBombError as error:  # PIL's own check, on the header's size: far over any limit
-            raise _refuse(where, "image pixels", self.max_image_pixels + 1, self.max_image_pixels,
-                          "--max-image-pixels") from error  # fmt: skip
+        except Image.DecompressionBombError as error:  # PIL's own check on the header's size: far over any limit
+            claimed = re.search(r"\((\d+) pixels\)", str(error))
+            pixels = int(claimed.group(1)) if claimed else self.max_image_pixels + 1
+            raise _refuse(where, "image pixels", pixels, self.max_image_pixels, "--max-image-pixels") from error
         except (OSError, UnidentifiedImageError, ValueError):
             return  # not readable as an image here: the processor reports it with its own message
         if pixels > self.max_image_pixels:
