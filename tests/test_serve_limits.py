@@ -152,6 +152,15 @@ def test_media_counts_visual_tokens_and_context_are_limited(server, clip):
     assert status == 400 and data["error"]["param"] == "max_tokens"
 
 
+def test_decoded_bytes_are_limited_from_the_headers(engine, clip):
+    tight = ServerLimits(max_decoded_bytes=100_000)  # the 64x128 clip: 24,576 bytes a frame
+    with running(create_app(engine, policy=MediaPolicy(allowed_dir=clip.parent), limits=tight)) as url:
+        status, data, _ = post(url, video_body(clip, num_frames=4))
+        assert status == 200, data
+        status, data, _ = post(url, video_body(clip, num_frames=5))
+    assert status == 400 and "122880 bytes of decoded media, above the limit of 100000" in data["error"]["message"]
+
+
 def test_a_full_queue_answers_503_with_retry_after(engine):
     with running(create_app(engine, max_pending=0, limits=LIMITS)) as url:
         status, data, headers = post(url, image_body(text="Hi"))

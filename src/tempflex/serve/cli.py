@@ -44,6 +44,7 @@ def add_arguments(chat: argparse.ArgumentParser, serve: argparse.ArgumentParser)
     limits.add_argument("--max-image-pixels", type=int, help="source pixels of one image (default 4096x4096)")
     limits.add_argument("--max-frame-pixels", type=int, help="source pixels of one video frame (default 3840x2160)")
     limits.add_argument("--max-frames", type=int, help="frames sampled per video (default: the processor's, 64)")
+    limits.add_argument("--max-decoded-mb", type=float, help="decoded RGB media per request (default 1024)")
     limits.add_argument("--max-visual-tokens", type=int, help="visual tokens per request (default: half the context)")
     limits.add_argument("--max-context", type=int, help="prompt + max_tokens (default: the LLM's context)")
 
@@ -101,6 +102,7 @@ def run_serve(args: argparse.Namespace) -> int:
         engine.model, engine.processor, max_images=args.max_images, max_videos=args.max_videos,
         max_image_pixels=args.max_image_pixels, max_frame_pixels=args.max_frame_pixels, max_frames=args.max_frames,
         max_visual_tokens=args.max_visual_tokens, max_context=args.max_context,
+        max_decoded_bytes=int(args.max_decoded_mb * 1024 * 1024) if args.max_decoded_mb else None,
     )  # fmt: skip
     app = create_app(
         engine,

@@ -7,7 +7,9 @@ Before any media is decoded (from headers only: PIL reads an image's size lazily
   it is decoded);
 - ``max_frame_pixels``: source pixels of one video frame (default 8.3 M = 3840 x 2160);
 - ``max_frames``: frames sampled from one video (default the processor's ``max_video_frames``, 64): a request's
-  ``num_frames`` / ``max_frames`` above it is refused, and an ``fps`` request is capped at it.
+  ``num_frames`` / ``max_frames`` above it is refused, and an ``fps`` request is capped at it;
+- ``max_decoded_bytes``: the RGB bytes the request's media decode to at most (each image's pixels x 3, each video's
+  frame pixels x 3 x its frame cap; default 1 GiB: 64 frames of 1080p are 398 MB, 64 of 4K 1.6 GB).
 
 After tokenising (cheap next to generation, and bounded by the limits above and the body size):
 
@@ -66,6 +68,7 @@ class ServerLimits:
     max_image_pixels: int = 4096 * 4096
     max_frame_pixels: int = 3840 * 2160
     max_frames: int = 64
+    max_decoded_bytes: int = 1 << 30
     max_visual_tokens: int = 16384
     max_context: int = 32768
 
@@ -92,7 +95,7 @@ class ServerLimits:
 
     def check_conversation(self, conversation: list[dict]) -> list[dict]:
         """Count and size the media of a parsed conversation from their headers; returns it with capped options."""
-        images = videos = 0
+        images = videos = decoded = 0
         checked = []
         for number, message in enumerate(conversation):
             content = message.get("content")
@@ -106,19 +109,23 @@ class ServerLimits:
                     images += 1
                     if images > self.max_images:
                         raise _refuse(where, "images in the request", images, self.max_images, "--max-images")
-                    self._check_image(part["image"], where)
+                    decoded += 3 * self._check_image(part["image"], where)
                 elif part.get("type") == "video":
                     videos += 1
                     if videos > self.max_videos:
                         raise _refuse(where, "videos in the request", videos, self.max_videos, "--max-videos")
                     options = {k: v for k, v in part.items() if k not in ("type", "video")}
                     part = {"type": "video", "video": part["video"], **self.video_options(options, where)}
-                    self._check_video(part["video"], where)
+                    frames = part.get("nframes") or part.get("max_frames") or self.max_frames
+                    decoded += 3 * frames * self._check_video(part["video"], where)
+                if decoded > self.max_decoded_bytes:
+                    raise _refuse(where, "bytes of decoded media", decoded, self.max_decoded_bytes, "--max-decoded-mb")
                 parts.append(part)
             checked.append({**message, "content": parts})
         return checked
 
-    def _check_image(self, source: str | bytes, where: str) -> None:
+    def _check_image(self, source: str | bytes, where: str) -> int:
+        """The image's pixels from its header (0 when unreadable here); refuse above ``max_image_pixels``."""
         from PIL import Image, UnidentifiedImageError
 
         try:
@@ -129,23 +136,26 @@ class ServerLimits:
             pixels = int(claimed.group(1)) if claimed else self.max_image_pixels + 1
             raise _refuse(where, "image pixels", pixels, self.max_image_pixels, "--max-image-pixels") from error
         except (OSError, UnidentifiedImageError, ValueError):
-            return  # not readable as an image here: the processor reports it with its own message
+            return 0  # not readable as an image here: the processor reports it with its own message
         if pixels > self.max_image_pixels:
             raise _refuse(where, "image pixels", pixels, self.max_image_pixels, "--max-image-pixels")
+        return pixels
 
-    def _check_video(self, source: str | bytes, where: str) -> None:
+    def _check_video(self, source: str | bytes, where: str) -> int:
+        """A frame's pixels from the stream header (0 when unreadable here); refuse above ``max_frame_pixels``."""
         try:
             import av
         except ImportError:  # pragma: no cover - the video extra is part of serve's test set-up
-            return
+            return 0
         try:
             with _opened(source) as handle, av.open(handle) as container:  # the stream header, no frame decoded
                 stream = container.streams.video[0]
                 pixels = int(stream.codec_context.width) * int(stream.codec_context.height)
         except (OSError, IndexError, ValueError, av.FFmpegError):
-            return  # not readable as a video here: the processor reports it with its own message
+            return 0  # not readable as a video here: the processor reports it with its own message
         if pixels > self.max_frame_pixels:
             raise _refuse(where, "frame pixels", pixels, self.max_frame_pixels, "--max-frame-pixels")
+        return pixels
 
     def check_tokens(self, prompt_tokens: int, visual_tokens: int, max_tokens: int) -> None:
         """Visual tokens within ``max_visual_tokens`` and prompt + ``max_tokens`` within the context."""
