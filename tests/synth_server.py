@@ -7,7 +7,8 @@ is a function (``key``: the video, ``n``: how many requests that video made befo
 - ``"valid"``: a correct answer, a pure function of the images and text sent (so reruns get the same answer);
 - ``"invalid_json"``, ``"wrong_count"`` (4 pairs of type 1), ``"unknown_dimension"``, ``"empty_answer"``;
 - ``("429", seconds)``: Too Many Requests with ``Retry-After``; ``"500"``; ``("slow", seconds)``: sleep, then
-  answer (past the client's timeout); ``"drop"``: close the connection without a response; ``"401"``.
+  answer (past the client's timeout); ``"drop"``: close the connection without a response; ``"401"``;
+- ``("bad_usage", usage)``: a correct answer whose ``usage`` is ``usage`` as given (``NO_USAGE``: no such key).
 
 ``server.log`` lists ``(key, action)`` per request, in arrival order; ``server.bodies`` the request bodies.
 """
@@ -29,6 +30,8 @@ import numpy as np
 from tempflex.synth.prompt import PromptSpec
 
 DIMENSIONS = PromptSpec().dimensions
+NO_USAGE = object()
+"""For ``("bad_usage", NO_USAGE)``: the reply has no ``usage`` key at all."""
 
 
 def request_key(body: dict) -> str:
@@ -96,12 +99,18 @@ class ScriptedServer:
                     return self._send(int(kind), {"error": {"message": f"scripted {kind}"}})
                 if kind == "slow":
                     time.sleep(action[1])
-                content = _content("valid" if kind == "slow" else kind, key)
+                content = _content("valid" if kind in ("slow", "bad_usage") else kind, key)
                 usage = {"prompt_tokens": len(json.dumps(body)) // 4, "completion_tokens": len(content) // 4}
                 usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
                 choice = {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
-                return self._send(200, {"id": "chatcmpl-1", "object": "chat.completion", "model": body["model"],
-                                        "choices": [choice], "usage": usage})  # fmt: skip
+                reply = {"id": "chatcmpl-1", "object": "chat.completion", "model": body["model"], "choices": [choice],
+                         "usage": usage}  # fmt: skip
+                if kind == "bad_usage":
+                    if action[1] is NO_USAGE:
+                        del reply["usage"]
+                    else:
+                        reply["usage"] = action[1]
+                return self._send(200, reply)
 
             def _send(self, status: int, payload: dict, headers: dict | None = None) -> None:
                 data = json.dumps(payload).encode()

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from synth_server import ScriptedServer
-from tempflex.synth.client import ChatClient, EndpointError, RequestFailedError, estimate_tokens
+from synth_server import NO_USAGE, ScriptedServer
+from tempflex.synth.client import ChatClient, EndpointError, RequestFailedError, estimate_tokens, parse_usage
 from tempflex.synth.ratelimit import RateLimiter
 
 MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content": [{"type": "text", "text": "hi"}]}]
@@ -91,3 +91,35 @@ def test_estimate_and_bad_url():
     assert estimate_tokens(MESSAGES, max_tokens=10) == 10 + len("be brief") // 4 + len("hi") // 4
     with pytest.raises(ValueError, match="base_url"):
         ChatClient("127.0.0.1:8000/v1", "m")
+
+
+class _SpyLimiter(RateLimiter):
+    def __init__(self) -> None:
+        super().__init__(tokens_per_minute=1e9)
+        self.settled: list[tuple[int, int]] = []
+
+    def settle(self, estimated: int, actual: int) -> None:
+        self.settled.append((estimated, actual))
+        super().settle(estimated, actual)
+
+
+BAD_USAGE = ["n/a", [3, 4], {}, {"completion_tokens": 4}, {"prompt_tokens": -1, "completion_tokens": 4},
+             {"prompt_tokens": "3", "completion_tokens": "x"}, {"prompt_tokens": False, "completion_tokens": 4},
+             {"prompt_tokens": float("nan"), "completion_tokens": 4}, {"prompt_tokens": 10**12, "completion_tokens": 4},
+             {"prompt_tokens": 2.5, "completion_tokens": 4}, None, NO_USAGE]  # fmt: skip
+
+
+def test_malformed_usage_keeps_the_answer_as_unknown_usage_and_the_limiter_keeps_its_estimate():
+    limiter = _SpyLimiter()
+    with ScriptedServer([("bad_usage", usage) for usage in BAD_USAGE]) as server:
+        replies = [_complete(server.base_url, limiter=limiter) for _ in BAD_USAGE]
+        good = _complete(server.base_url, limiter=limiter)
+        assert len(server.log) == len(BAD_USAGE) + 1  # not one retry: a bad usage is no reason to pay again
+    for reply in replies:
+        assert json.loads(reply.content.strip("`json\n"))["caption"].startswith("Video ")
+        assert reply.prompt_tokens is None and reply.completion_tokens is None and not reply.usage_known
+        assert reply.attempts == 1
+    assert good.usage_known and good.prompt_tokens > 0
+    (settled,) = limiter.settled  # only the good reply corrected the estimate
+    assert settled[1] == good.prompt_tokens + good.completion_tokens
+    assert parse_usage({"prompt_tokens": 7.0, "completion_tokens": 0, "total_tokens": "?"}) == (7, 0)

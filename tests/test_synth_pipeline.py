@@ -8,12 +8,14 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from synth_server import ScriptedServer, encode_pattern_video
+from synth_server import NO_USAGE, ScriptedServer, encode_pattern_video
 from tempflex.synth.client import EndpointError
 from tempflex.synth.export import export_llava, llava_records
 from tempflex.synth.inputs import find_videos, load_metadata
@@ -201,6 +203,8 @@ def test_kill_9_and_rerun_gives_the_same_export(tmp_path):
             done_keys = {row.video_id for row in store.rows(PromptSpec().version, ("done",))}
         asked_before = len(server.log)
         server.log.clear()
+        stale = json.loads((tmp_path / "killed.db.lock").read_text())  # the dead run's lock: taken over at once
+        assert stale["pid"] == process.pid
         report = _run(tmp_path / "killed.db", videos, server, concurrency=2)
         assert report.counts == {"done": 10}
         assert report.sent == 10 - done_before  # nothing done is redone
@@ -246,3 +250,128 @@ def test_shards_split_the_videos(tmp_path):
     assert ids[0] and ids[1] and not ids[0] & ids[1] and len(ids[0] | ids[1]) == 6
     with pytest.raises(ValueError, match="shard 2/2"):
         SynthConfig(base_url="http://x", model="m", shard=(2, 2))
+
+
+MALFORMED_USAGE = [
+    "n/a", [1, 2], {}, {"prompt_tokens": 10}, {"prompt_tokens": -5, "completion_tokens": 3},
+    {"prompt_tokens": "ten", "completion_tokens": "three"}, {"prompt_tokens": True, "completion_tokens": 2},
+    {"prompt_tokens": 1e30, "completion_tokens": 1}, None, NO_USAGE,
+]  # fmt: skip
+
+
+def test_malformed_usage_is_recorded_as_unknown_and_never_stops_the_run(tmp_path):
+    videos = _videos(tmp_path / "clips", len(MALFORMED_USAGE) + 1, seconds=1)
+    forms: dict[str, object] = {}  # video key -> the usage form its replies carry; the last video gets a good one
+
+    def script(key, count):
+        if key not in forms:
+            forms[key] = MALFORMED_USAGE[len(forms)] if len(forms) < len(MALFORMED_USAGE) else "good"
+        return "valid" if forms[key] == "good" else ("bad_usage", forms[key])
+
+    with ScriptedServer(script) as server:
+        report = _run(tmp_path / "s.db", videos, server, concurrency=3, near_dup_threshold=None, price_input=1.0,
+                      price_output=2.0, tokens_per_minute=1e9)  # fmt: skip
+        log = list(server.log)
+    assert report.counts == {"done": len(videos)}
+    assert len(log) == len(videos) == report.requests  # every video once, no retry for a bad usage
+    assert report.unknown_usage == len(MALFORMED_USAGE)
+    with Store(tmp_path / "s.db") as store:
+        rows = store.rows(PromptSpec().version)
+    assert all(row.result is not None for row in rows)
+    unknown = [row for row in rows if row.unknown_usage]
+    assert len(unknown) == len(MALFORMED_USAGE)
+    assert all(row.unknown_usage == 1 and row.prompt_tokens == row.completion_tokens == 0 for row in unknown)
+    assert all(row.usage_known is False and row.cost == 0.0 for row in unknown)
+    (known,) = [row for row in rows if not row.unknown_usage]
+    assert known.usage_known and known.prompt_tokens > 0 and known.completion_tokens > 0
+    assert report.prompt_tokens == known.prompt_tokens and report.cost == pytest.approx(known.cost)
+    with Store(tmp_path / "s.db") as store:
+        stats = collect_stats(store, PromptSpec().version)
+    assert stats.unknown_usage == len(MALFORMED_USAGE)
+    assert f"{len(MALFORMED_USAGE)} requests of unknown usage" in format_stats(stats)
+
+
+def _cli_run(store: Path, clips: Path, server: ScriptedServer, *extra: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "tempflex.cli", "synth", "run", "--videos", str(clips), "--store", str(store),
+               "--base-url", server.base_url, "--model", "test-model", "--concurrency", "2", "--cell-width", "32",
+               "--near-dup-threshold", "-1", "--quiet", *extra]  # fmt: skip
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _kill_left(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+def test_two_runs_at_once_on_one_store_never_pay_twice(tmp_path):
+    videos = _videos(tmp_path / "clips", 6, seconds=1)
+    release = threading.Event()  # the first request waits until one run has exited: the two surely overlap
+
+    def script(key, count):
+        release.wait(60)
+        return "valid"
+
+    with ScriptedServer(script, latency=0.05) as server:
+        processes = [_cli_run(tmp_path / "s.db", tmp_path / "clips", server) for _ in range(2)]
+        try:
+            deadline = time.monotonic() + 60
+            while all(process.poll() is None for process in processes) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            release.set()
+            outputs = [process.communicate(timeout=120) for process in processes]
+        finally:
+            release.set()
+            _kill_left(processes)
+        per_video = Counter(key for key, _ in server.log)
+    assert len(per_video) == len(videos) and set(per_video.values()) == {1}, per_video
+    codes = [process.returncode for process in processes]
+    assert sorted(codes) == [0, 4], outputs
+    winner, loser = (0, 1) if codes[0] == 0 else (1, 0)
+    error = outputs[loser][1]
+    assert str(tmp_path / "s.db") in error and f"pid {processes[winner].pid}" in error, error
+    assert "--wait-for-lock" in error
+    with Store(tmp_path / "s.db") as store:
+        assert store.counts(PromptSpec().version) == {"done": 6}
+
+
+def test_wait_for_lock_runs_after_the_holder_and_sends_nothing_twice(tmp_path):
+    videos = _videos(tmp_path / "clips", 4, seconds=1)
+    with ScriptedServer(latency=0.1) as server:
+        processes: list[subprocess.Popen] = []
+        try:
+            with Store(tmp_path / "s.db") as store, store.run_lock():  # this test is the holder at first
+                for _ in range(2):
+                    processes.append(_cli_run(tmp_path / "s.db", tmp_path / "clips", server, "--wait-for-lock"))
+                watchdog = threading.Timer(120, _kill_left, (processes,))  # readline below cannot hang for ever
+                watchdog.start()
+                for process in processes:  # both say they wait, naming this process
+                    lines = iter(process.stderr.readline, "")
+                    waiting = next((line for line in lines if "waiting" in line), "")
+                    assert f"pid {os.getpid()}" in waiting and "s.db" in waiting, waiting
+                watchdog.cancel()
+                time.sleep(0.5)
+                assert server.log == []  # nothing is sent while the lock is held
+            outputs = [process.communicate(timeout=120) for process in processes]
+        finally:
+            _kill_left(processes)
+        per_video = Counter(key for key, _ in server.log)
+    assert [process.returncode for process in processes] == [0, 0], outputs
+    assert len(per_video) == len(videos) and set(per_video.values()) == {1}, per_video
+    assert sorted("sent 0 videos" in out for out, _ in outputs) == [False, True], outputs
+
+
+def test_run_lock_names_the_holder_and_outlives_a_stale_lock_file(tmp_path):
+    from tempflex.synth.store import StoreLockedError
+
+    lock_file = tmp_path / "s.db.lock"
+    lock_file.write_text('{"pid": 999999999, "host": "gone", "since": 0}')  # left by a dead run: not held
+    with Store(tmp_path / "s.db") as first, Store(tmp_path / "s.db") as second:
+        with first.run_lock():
+            assert json.loads(lock_file.read_text())["pid"] == os.getpid()
+            with pytest.raises(StoreLockedError, match=f"pid {os.getpid()}") as caught, second.run_lock():
+                pass
+            assert str(tmp_path / "s.db") in str(caught.value)
+        with second.run_lock():  # released: the other one takes it
+            pass

@@ -8,7 +8,9 @@ Commands (the API key is read from the environment variable named by ``--api-key
     tempflex synth export --store synth.db --format llava --out synth.jsonl
     tempflex synth stats --store synth.db --png stats.png
 
-Killed at any point, ``run`` picks up where it stopped: run it again with the same arguments.
+Killed at any point, ``run`` picks up where it stopped: run it again with the same arguments. One ``run`` at a
+time per store: a second one exits with code 4 and names the store and the run holding it (pid), unless given
+``--wait-for-lock`` (it then waits, and sends only what the first left to do).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def _run(args: argparse.Namespace) -> int:
     from tempflex.synth.inputs import find_videos, load_metadata
     from tempflex.synth.pipeline import SynthConfig, run_synthesis
     from tempflex.synth.prompt import FIGURE6_TEMPLATE, FIGURE7_TASKS, PromptSpec
-    from tempflex.synth.store import Store
+    from tempflex.synth.store import Store, StoreLockedError
 
     spec = PromptSpec(
         template=Path(args.prompt_file).read_text() if args.prompt_file else FIGURE6_TEMPLATE,
@@ -60,11 +62,15 @@ def _run(args: argparse.Namespace) -> int:
     with Store(args.store) as store:
         try:
             report = run_synthesis(
-                store, videos, metadata, config, on_video=None if progress is None else lambda _: progress.update()
-            )
+                store, videos, metadata, config, on_video=None if progress is None else lambda _: progress.update(),
+                wait_for_lock=args.wait_for_lock,
+            )  # fmt: skip
         except EndpointError as error:
             print(f"tempflex synth run: the endpoint refuses requests, stopping: {error}", file=sys.stderr)
             return 3
+        except StoreLockedError as error:
+            print(f"tempflex synth run: {error}", file=sys.stderr)
+            return 4
         finally:
             if progress is not None:
                 progress.close()
@@ -73,7 +79,9 @@ def _run(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{name} {count}" for name, count in sorted(report.counts.items()))
     print(
         f"prompt {spec.version}: {counts}; this run sent {report.sent} videos in {report.requests} requests, "
-        f"{report.prompt_tokens} tokens in, {report.completion_tokens} out, ${report.cost:.4f}; "
+        f"{report.prompt_tokens} tokens in, {report.completion_tokens} out, ${report.cost:.4f}"
+        + (f" (+ {report.unknown_usage} replies of unknown usage)" if report.unknown_usage else "")
+        + "; "
         f"{report.wall_seconds:.1f} s (frames {report.extract_seconds:.1f} s, requests {report.request_seconds:.1f} s)"
     )
     return 0
@@ -145,6 +153,8 @@ def add_synth_commands(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--temperature", type=float, help="sampling temperature (endpoint default if unset)")
     run.add_argument("--shard", type=_shard, default=(0, 1), help="i/n: take only this shard of the videos")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--wait-for-lock", action="store_true",
+                     help="if another run holds the store, wait for it (default: exit with code 4)")  # fmt: skip
     run.set_defaults(run=_run)
     export = sub.add_parser("export", help="write done videos as training data")
     export.add_argument("--store", required=True, help="the job's SQLite file")

@@ -12,12 +12,18 @@ body is not a chat completion. Not retried: other 4xx. 401, 403 and 404 raise ``
 key or model is wrong: the job should stop); other 4xx (e.g. a 400 for a request too large) raise
 ``RequestFailedError`` for that one request.
 
+Usage: a reply's ``usage`` is trusted only when it is an object whose ``prompt_tokens`` and ``completion_tokens``
+are whole numbers in [0, 10**9] (not booleans, not strings). Anything else (``"usage": "n/a"``, a list, a missing
+field, a negative or non-numeric count, no ``usage`` at all) makes the usage unknown: ``Completion.prompt_tokens``
+and ``completion_tokens`` are None, the answer is still returned (a bad usage is no reason to pay for the request
+again), and the tokens/min limiter keeps its estimate for that request instead of settling it.
+
 Example (a local vLLM)::
 
     client = ChatClient("http://127.0.0.1:8000/v1", "Qwen/Qwen2.5-VL-7B-Instruct", api_key=None)
     async with client:
         reply = await client.complete([{"role": "user", "content": "Say hi"}])
-    reply.content, reply.prompt_tokens, reply.completion_tokens   # -> 'Hi!', 9, 3
+    reply.content, reply.prompt_tokens, reply.completion_tokens   # -> 'Hi!', 9, 3 (None, None: usage unknown)
 """
 
 from __future__ import annotations
@@ -35,10 +41,11 @@ except ImportError as error:  # the synth extra is not installed
 
 from tempflex.synth.ratelimit import RateLimiter
 
-__all__ = ["ChatClient", "Completion", "EndpointError", "RequestFailedError", "estimate_tokens"]
+__all__ = ["ChatClient", "Completion", "EndpointError", "RequestFailedError", "estimate_tokens", "parse_usage"]
 
 _RETRIED_STATUS = {408, 409, 429}
 _FATAL_STATUS = {401, 403, 404}
+_MAX_REPORTED_TOKENS = 10**9  # per reply; more is nonsense (and would overflow SQLite's INTEGER when summed)
 
 
 class RequestFailedError(RuntimeError):
@@ -56,13 +63,43 @@ class EndpointError(RequestFailedError):
 
 @dataclass
 class Completion:
-    """The assistant's text and what getting it cost."""
+    """The assistant's text and what getting it cost; the token counts are None when the reply's usage was
+    missing or malformed (see the module docstring)."""
 
     content: str
-    prompt_tokens: int
-    completion_tokens: int
+    prompt_tokens: int | None
+    completion_tokens: int | None
     attempts: int
     finish_reason: str | None = None
+
+    @property
+    def usage_known(self) -> bool:
+        """Whether both token counts came from a well-formed ``usage``."""
+        return self.prompt_tokens is not None and self.completion_tokens is not None
+
+
+def _token_count(value: object) -> int | None:
+    if isinstance(value, bool):  # a bool is an int to Python, never a count to us
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int) and 0 <= value <= _MAX_REPORTED_TOKENS:
+        return value
+    return None
+
+
+def parse_usage(usage: object) -> tuple[int | None, int | None]:
+    """``(prompt_tokens, completion_tokens)`` from a reply's ``usage``; (None, None) unless both are well-formed.
+
+    >>> parse_usage({"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12})
+    (9, 3)
+    >>> [parse_usage(u) for u in ("n/a", {"prompt_tokens": 9}, {"prompt_tokens": -1, "completion_tokens": 2})]
+    [(None, None), (None, None), (None, None)]
+    """
+    if not isinstance(usage, dict):
+        return None, None
+    prompt, completion = _token_count(usage.get("prompt_tokens")), _token_count(usage.get("completion_tokens"))
+    return (prompt, completion) if prompt is not None and completion is not None else (None, None)
 
 
 def estimate_tokens(messages: list[dict], *, tokens_per_image: int = 800, max_tokens: int = 0) -> int:
@@ -172,14 +209,13 @@ class ChatClient:
                     except (ValueError, KeyError, IndexError, TypeError) as error:
                         problem = f"HTTP 200 without a chat completion ({type(error).__name__}: {error})"
                     else:
-                        usage = data.get("usage") or {}
-                        prompt_tokens = int(usage.get("prompt_tokens") or 0)
-                        completion_tokens = int(usage.get("completion_tokens") or 0)
-                        if usage:
+                        prompt_tokens, completion_tokens = parse_usage(data.get("usage"))
+                        if prompt_tokens is not None and completion_tokens is not None:
                             self.limiter.settle(estimate, prompt_tokens + completion_tokens)
-                        return Completion(
-                            content, prompt_tokens, completion_tokens, attempt + 1, choice.get("finish_reason")
-                        )
+                        # else: unknown usage, the limiter keeps the estimate it took
+                        finish = choice.get("finish_reason")
+                        finish = finish if isinstance(finish, str) else None
+                        return Completion(content, prompt_tokens, completion_tokens, attempt + 1, finish)
                 else:
                     status, text = response.status_code, response.text[:300]
                     problem = f"HTTP {status} from {self.url}: {text}"

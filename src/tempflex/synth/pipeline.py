@@ -16,6 +16,14 @@ A rerun sends only pending videos and retryable failures with attempts left (``m
 never sent again, and a result is written once. A video that cannot be decoded fails alone (not retried); an
 endpoint that refuses every request (401/403/404) stops the job with ``EndpointError`` and leaves the rest pending.
 
+Never two runs on one store: a run holds the store's exclusive run lock (``Store.run_lock``, an OS file lock on
+``<store>.lock``) from registration to the end, so a second run started meanwhile is refused with
+``StoreLockedError`` naming the store and the holder's pid, or, with ``wait_for_lock=True``, waits and then sends
+only what is still to do: no video is paid for twice. A run killed with ``kill -9`` leaves no lock behind.
+
+A reply with a missing or malformed ``usage`` keeps its answer; its tokens and cost are unknown and counted as such
+(``RunReport.unknown_usage``, ``VideoRow.unknown_usage``), never guessed, and the run goes on.
+
 Example (against a local vLLM serving a vision model)::
 
     config = SynthConfig(base_url="http://127.0.0.1:8000/v1", model="Qwen/Qwen2.5-VL-7B-Instruct")
@@ -43,9 +51,9 @@ from tempflex.synth.inputs import metadata_for
 from tempflex.synth.prompt import PromptSpec
 from tempflex.synth.ratelimit import RateLimiter
 from tempflex.synth.schema import InvalidOutputError, validate_output
-from tempflex.synth.store import Store, VideoRow
+from tempflex.synth.store import Store, StoreLockedError, VideoRow
 
-__all__ = ["RunReport", "SynthConfig", "prepare_request_images", "run_synthesis"]
+__all__ = ["RunReport", "StoreLockedError", "SynthConfig", "prepare_request_images", "run_synthesis"]
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +98,8 @@ class SynthConfig:
 
 @dataclass
 class RunReport:
-    """What a run did: final counts per status, work done now, and where the time went (seconds)."""
+    """What a run did: final counts per status, work done now, and where the time went (seconds).
+    ``unknown_usage``: replies whose usage was missing or malformed; their tokens and cost are not in the sums."""
 
     counts: dict[str, int]
     sent: int = 0
@@ -98,6 +107,7 @@ class RunReport:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
+    unknown_usage: int = 0
     skipped_inputs: list[str] = field(default_factory=list)
     extract_seconds: float = 0.0
     request_seconds: float = 0.0
@@ -209,7 +219,7 @@ class _Generator:
         store.start_attempt(row.video_id, version)
         self.report.sent += 1
         messages = spec.messages(uris, row.metadata, note=note)
-        requests = prompt_tokens = completion_tokens = 0
+        requests = prompt_tokens = completion_tokens = unknown = 0
         reason = ""
         for _ in range(self.config.max_repairs + 1):
             begin = time.perf_counter()
@@ -220,14 +230,20 @@ class _Generator:
             except RequestFailedError as error:
                 cost = self._cost(prompt_tokens, completion_tokens)
                 store.fail(row.video_id, version, str(error), retryable=error.retryable, requests=requests,
-                           prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost=cost)  # fmt: skip
+                           prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, cost=cost,
+                           unknown_usage=unknown)  # fmt: skip
                 return "failed"
             finally:
                 self.report.request_seconds += time.perf_counter() - begin
             requests += reply.attempts
-            prompt_tokens += reply.prompt_tokens
-            completion_tokens += reply.completion_tokens
-            self._account(reply.attempts, reply.prompt_tokens, reply.completion_tokens)
+            if reply.prompt_tokens is not None and reply.completion_tokens is not None:
+                prompt_tokens += reply.prompt_tokens
+                completion_tokens += reply.completion_tokens
+                self._account(reply.attempts, reply.prompt_tokens, reply.completion_tokens)
+            else:  # a malformed or missing usage: the answer stands, its cost is unknown
+                unknown += 1
+                self._account(reply.attempts, 0, 0, unknown_usage=1)
+                logger.warning("video %s: the reply's usage is missing or malformed; its cost is unknown", row.source)
             try:
                 output = validate_output(reply.content, spec)
             except InvalidOutputError as error:
@@ -236,15 +252,17 @@ class _Generator:
                 continue
             store.finish(row.video_id, version, output.model_dump(), model=self.client.model, requests=requests,
                          prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-                         cost=self._cost(prompt_tokens, completion_tokens))  # fmt: skip
+                         cost=self._cost(prompt_tokens, completion_tokens), unknown_usage=unknown)  # fmt: skip
             return "done"
         store.fail(row.video_id, version, f"invalid output after {self.config.max_repairs + 1} tries: {reason}",
                    retryable=True, requests=requests, prompt_tokens=prompt_tokens,
-                   completion_tokens=completion_tokens, cost=self._cost(prompt_tokens, completion_tokens))  # fmt: skip
+                   completion_tokens=completion_tokens, cost=self._cost(prompt_tokens, completion_tokens),
+                   unknown_usage=unknown)  # fmt: skip
         return "failed"
 
-    def _account(self, requests: int, prompt_tokens: int, completion_tokens: int) -> None:
+    def _account(self, requests: int, prompt_tokens: int, completion_tokens: int, *, unknown_usage: int = 0) -> None:
         self.report.requests += requests
+        self.report.unknown_usage += unknown_usage
         self.report.prompt_tokens += prompt_tokens
         self.report.completion_tokens += completion_tokens
         self.report.cost += self._cost(prompt_tokens, completion_tokens)
@@ -302,7 +320,10 @@ def run_synthesis(
     config: SynthConfig,
     *,
     on_video: Callable[[str], None] | None = None,
+    wait_for_lock: bool = False,
 ) -> RunReport:
     """Run (or resume) a job over ``videos`` into ``store``; ``metadata`` from ``inputs.load_metadata``;
-    ``on_video(status)`` is called after each video sent. Raises ``EndpointError`` when the endpoint refuses."""
-    return asyncio.run(_run(store, [Path(v) for v in videos], metadata, config, on_video))
+    ``on_video(status)`` is called after each video sent. Raises ``EndpointError`` when the endpoint refuses, and
+    ``StoreLockedError`` when another run holds the store (unless ``wait_for_lock``: then it waits for it)."""
+    with store.run_lock(wait=wait_for_lock):
+        return asyncio.run(_run(store, [Path(v) for v in videos], metadata, config, on_video))

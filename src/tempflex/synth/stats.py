@@ -33,6 +33,7 @@ class SynthStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
+    unknown_usage: int = 0  # requests whose usage was missing or malformed: not in the tokens and cost
 
 
 def collect_stats(store: Store, prompt_version: str, *, dimensions: tuple[str, ...] = ()) -> SynthStats:
@@ -46,6 +47,7 @@ def collect_stats(store: Store, prompt_version: str, *, dimensions: tuple[str, .
         stats.prompt_tokens += row.prompt_tokens
         stats.completion_tokens += row.completion_tokens
         stats.cost += row.cost
+        stats.unknown_usage += row.unknown_usage
         if row.status == "failed":
             failures[(row.last_error or "unknown").split(":")[0][:80]] += 1
         if row.status != "done" or row.result is None:
@@ -73,7 +75,8 @@ def format_stats(stats: SynthStats) -> str:
     lines = [
         f"prompt version {stats.prompt_version}",
         f"status: {statuses or 'no videos'}; requests {stats.requests}, tokens {_short(stats.prompt_tokens)} in / "
-        f"{_short(stats.completion_tokens)} out, cost ${stats.cost:.2f}",
+        f"{_short(stats.completion_tokens)} out, cost ${stats.cost:.2f}"
+        + (f" (+ {stats.unknown_usage} requests of unknown usage)" if stats.unknown_usage else ""),
         "",
         f"{'dimension':<44}{'VQA pairs':>10}",
     ]
