@@ -118,14 +118,14 @@ def test_qwen3_template_is_non_thinking_by_default(processor):
 def test_mismatched_media_and_placeholders_name_the_counts(processor):
     with pytest.raises(ValueError, match=r"2 <\|image_pad\|> placeholders but 1 images"):
         processor(text=["<|image_pad|> and <|image_pad|>"], images=[image(32, 32)])
-    with pytest.raises(ValueError, match=r"video 0: .*differ in size"):
+    with pytest.raises(ValueError, match=r"video 0 \(a list of 2 frames\): .*differ in size"):
         processor(text=["<|video_pad|>"], videos=[[image(32, 32), image(64, 32)]])
 
 
 def test_unreadable_image_path_names_the_file(processor, tmp_path):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not a png")
-    with pytest.raises(ValueError, match=r"image 0: cannot read image .*broken.png"):
+    with pytest.raises(ValueError, match=r"image 0 \(.*broken.png.\): cannot read image .*broken.png"):
         processor(text=["<|image_pad|>"], images=[str(broken)])
 
 
@@ -213,7 +213,7 @@ def test_video_file_is_decoded_and_stamped_with_its_frame_times(processor, model
 def test_corrupt_video_file_names_the_file(processor, tmp_path):
     path = tmp_path / "corrupt.mp4"
     path.write_bytes(b"\x00garbage" * 64)
-    with pytest.raises(ValueError, match=r"video 0: cannot read video .*corrupt.mp4"):
+    with pytest.raises(ValueError, match=r"video 0 \(.*corrupt.mp4.\): cannot read video .*corrupt.mp4"):
         processor(text=["<|video_pad|>"], videos=[str(path)])
 
 
@@ -312,3 +312,9 @@ def test_presets_are_not_shared_state():
         TempFlexConfig.from_preset("tiny", fusion_paths=["local", "local"])
     with pytest.raises(ValueError, match="must differ"):
         TempFlexConfig.from_preset("tiny", video_token_id=CONFIG.image_token_id)
+
+
+def test_an_extreme_aspect_ratio_names_the_input(processor, tmp_path):
+    Image.new("RGB", (600, 2)).save(tmp_path / "strip.png")
+    with pytest.raises(ValueError, match=r"image 1 \('.*strip.png'\): .*aspect ratio 300:1"):
+        processor(text=["<|image_pad|><|image_pad|>"], images=[image(32, 32), str(tmp_path / "strip.png")])

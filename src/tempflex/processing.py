@@ -46,7 +46,7 @@ from tempflex.media.sampling import even_subset
 from tempflex.token_budget import fit_image, fit_video, frame_groups
 from tempflex.vision import patchify
 
-__all__ = ["TempFlexProcessor", "format_timestamp", "placeholder_token_ids"]
+__all__ = ["TempFlexProcessor", "describe_source", "format_timestamp", "placeholder_token_ids"]
 
 _PLACEHOLDER_NAMES = ("image_token", "video_token", "vision_start_token", "vision_end_token")
 
@@ -59,6 +59,26 @@ def format_timestamp(seconds: float) -> str:
     """
     whole, fraction = f"{seconds:.3f}".split(".")
     return f"{whole}.{fraction.rstrip('0') or '0'}"
+
+
+def describe_source(source: Any) -> str:
+    """A short name of a media input for error messages: the path, or what kind of in-memory input it is.
+
+    >>> describe_source("clips/a.mp4"), describe_source(b"xyz"), describe_source("data:image/png;base64," + "A" * 99)
+    ("'clips/a.mp4'", '3 bytes', "'data:image/png;base64,AAAAAAAAAAAAAAAAAA...'")
+    """
+    if isinstance(source, (str, Path)):
+        text = str(source)
+        if text.startswith("data:") and len(text) > 60:
+            return repr(text[:40] + "...")
+        return repr("..." + text[-120:]) if len(text) > 160 else repr(text)  # a path: its end names the file
+    if isinstance(source, (bytes, bytearray)):
+        return f"{len(source)} bytes"
+    if isinstance(source, np.ndarray):
+        return f"an array of shape {tuple(source.shape)}"
+    if isinstance(source, (list, tuple)):
+        return f"a list of {len(source)} frames"
+    return f"a {type(source).__name__}"
 
 
 def _has_token(tokenizer: Any, token: str) -> bool:
@@ -225,7 +245,7 @@ class TempFlexProcessor(ProcessorMixin):
                 frame = load_image(image)[None]
                 image_patches, grid = self._to_patches(frame, self.max_image_tokens)
             except ValueError as error:
-                raise type(error)(f"image {index}: {error}") from error  # MediaError stays MediaError
+                raise type(error)(f"image {index} ({describe_source(image)}): {error}") from error  # stays MediaError
             patches.append(image_patches)
             grids.append(grid)
             replacements.append(self.image_token * self._tokens_per_frame(grid))
@@ -269,7 +289,7 @@ class TempFlexProcessor(ProcessorMixin):
                 frames, timestamps, budget = self._sample_video(video, video_options)
                 video_patches, grid = self._to_patches(frames, budget)
             except ValueError as error:
-                raise type(error)(f"video {index}: {error}") from error  # MediaError stays MediaError
+                raise type(error)(f"video {index} ({describe_source(video)}): {error}") from error  # stays MediaError
             patches.append(video_patches)
             grids.append(grid)
             frame_tokens = self.video_token * self._tokens_per_frame(grid)
