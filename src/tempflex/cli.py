@@ -116,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --output")
     train.add_argument("--no-shuffle", action="store_true", help="read the records in order")
     train.add_argument("--seed", type=int, default=0)
+    from tempflex.train.cli import add_failure_arguments  # argparse only: the train extra loads per command
+
+    add_failure_arguments(train)
     train.set_defaults(run=_train)
     plot = commands.add_parser("plot-loss", help="draw a training run's loss curve (PNG)")
     plot.add_argument("run_dir", help="the --output folder of tempflex train")

@@ -9,7 +9,7 @@ One core module that training data, the evaluation readers and the probe share. 
 "media_root/clips/v1.mp4", "fps": 8}, {"type": "text", "text": "What moves?"}]}, {"role": "assistant", ...}]``:
 media parts in the order of their ``<image>`` / ``<video>`` tags (untagged media go before the first question, as
 LLaVA does), roles ``human`` -> user, ``gpt`` -> assistant, ``system`` -> system, and a ValueError naming the
-record for a tag without a file, a file without a tag, or an unknown speaker.
+record for a tag without a file, a file without a tag, an unknown speaker, or a malformed turn.
 
 >>> to_messages({"id": "q", "conversations": [{"from": "human", "value": "Hi"}]}, Path("."))
 [{'role': 'user', 'content': [{'type': 'text', 'text': 'Hi'}]}]
@@ -22,12 +22,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-__all__ = ["LETTERS", "to_messages"]
+__all__ = ["LETTERS", "ROLES", "to_messages"]
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 """Option letters of multiple-choice questions, in order (the probe, the benchmarks, answer extraction)."""
 
-_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
+ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
+"""LLaVA speaker names -> chat roles."""
 _TAG = re.compile(r"<(image|video)>\n?")
 
 
@@ -36,9 +37,14 @@ def to_messages(record: dict, media_root: Path) -> list[dict]:
     images = record.get("image") or []
     images = [images] if isinstance(images, str) else list(images)
     videos = [record["video"]] if record.get("video") else []
+    if not isinstance(record, dict):
+        raise ValueError(f"a record must be an object, got {type(record).__name__}")
     turns = record.get("conversations") or []
-    if not turns:
+    if not turns or not isinstance(turns, list):
         raise ValueError(f"record {record.get('id')!r} has no conversations")
+    for number, turn in enumerate(turns):
+        if not isinstance(turn, dict) or "from" not in turn or not isinstance(turn.get("value"), str):
+            raise ValueError(f"record {record.get('id')!r}: turn {number} needs 'from' and a string 'value'")
     text_tags = sum(len(_TAG.findall(turn["value"])) for turn in turns)
     media = [("image", media_root / p) for p in images] + [("video", media_root / p) for p in videos]
     if text_tags == 0 and media:  # LLaVA puts untagged media before the first question
@@ -51,7 +57,7 @@ def to_messages(record: dict, media_root: Path) -> list[dict]:
     }
     messages = []
     for turn in turns:
-        role = _ROLES.get(turn["from"])
+        role = ROLES.get(turn["from"])
         if role is None:
             raise ValueError(f"record {record.get('id')!r}: unknown speaker {turn['from']!r}")
         parts, position = [], 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 
-__all__ = ["run_training"]
+__all__ = ["add_failure_arguments", "run_training"]
 
 
 def run_training(args: argparse.Namespace) -> int:
@@ -53,6 +53,19 @@ def run_training(args: argparse.Namespace) -> int:
         resume=args.resume,
         lora={"r": args.lora} if args.lora else None,
         shuffle=not args.no_shuffle,
+        **({"max_failure_share": share} if (share := getattr(args, "max_failure_share", None)) is not None else {}),
     )
-    print(f"stage {stage.name}: {trainer.state.global_step} steps; model and processor saved in {args.output}")
+    skipped = f"{len(trainer.failures)} samples skipped"
+    if trainer.failures:
+        skipped += f" (see {os.path.join(args.output, 'failures.json')})"
+    saved = f"model and processor saved in {args.output}"
+    print(f"stage {stage.name}: {trainer.state.global_step} steps; {skipped}; {saved}")
     return 0
+
+
+def add_failure_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--max-failure-share`` of ``tempflex train`` (the parser in ``tempflex.cli`` calls this)."""
+    parser.add_argument(
+        "--max-failure-share", type=float, default=0.5, metavar="SHARE",
+        help="stop once more than this share of the samples failed (unreadable, malformed, no answer); default 0.5",
+    )  # fmt: skip

@@ -2,7 +2,8 @@
 
 Both collators drop ``None`` samples (media that failed to load, see ``data.SupervisedDataset``) and
 concatenate the pixel tensors of the kept samples in order, so the model's placeholder scatter meets the
-features of each sample at its own placeholders.
+features of each sample at its own placeholders. A batch with no sample left raises; training never builds
+one (``data.SkippingDataset`` replaces a failed sample by the next usable one), so that is only for direct use.
 
 - ``PaddingCollator``: rows padded on the right to the longest sample (``labels`` padded with -100).
 - ``PackingCollator``: whole samples concatenated into rows of at most ``max_length`` tokens (first fit, in

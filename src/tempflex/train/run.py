@@ -7,8 +7,14 @@ Command (a smoke run of stage 3 on the tiny preset, CPU)::
 ``train(...)`` freezes what the stage does not train, builds AdamW with one parameter group per trained module
 at the stage's rate (``StageTrainer``, also under DeepSpeed), lets the Trainer add the stage's schedule
 (cosine, 3% warm-up), batches with padding or packing, logs every step to ``OUTPUT/loss.jsonl``, and saves a
-``from_pretrained``-able model and processor in ``OUTPUT``. Samples that fail are skipped and reported at the
-end (``failures.json``).
+``from_pretrained``-able model and processor in ``OUTPUT``.
+
+Samples that cannot be used are skipped at any batch size (batch size 1 included) and listed in
+``OUTPUT/failures.json`` (``[{"id", "file", "line" | "index", "reason"}, ...]``): a line that is not a JSON object,
+a malformed record or one without an assistant turn is left out before training; a sample whose media fail to
+load is replaced by the next usable one (``data.SkippingDataset``: no batch is ever empty, every step trains on
+real samples). The run stops with ``TooManyFailuresError`` (a ``ValueError``; ``tempflex train`` exits 2) once more
+than ``max_failure_share`` of the samples have failed; ``failures.json`` is written then too.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +30,7 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from tempflex.train.collate import PackingCollator, PaddingCollator
-from tempflex.train.data import SupervisedDataset, load_annotations, load_mixture
+from tempflex.train.data import Entry, SkippingDataset, TooManyFailuresError, load_entries, load_mixture
 from tempflex.train.stages import Stage, apply_stage, parameter_groups
 
 COMPLETE_MARKER = "COMPLETE"
@@ -85,6 +92,7 @@ class StageTrainer(Trainer):
 
     def __init__(self, *args: Any, stage: Stage, **kwargs: Any) -> None:
         self.stage = stage
+        self.failures: list[dict] = []  # the samples the run skipped (``train`` fills it; see failures.json)
         super().__init__(*args, **kwargs)
 
     def create_optimizer(self, model: torch.nn.Module | None = None) -> torch.optim.Optimizer:
@@ -94,12 +102,34 @@ class StageTrainer(Trainer):
         return self.optimizer
 
 
-def load_records(data: str | Path, *, seed: int = 0) -> list[tuple[dict, Path]]:
-    """``(record, media_root)`` pairs from a YAML mixture or a LLaVA JSON / JSONL file."""
+def load_records(data: str | Path, *, seed: int = 0) -> list[Entry]:
+    """``(record, media_root)`` pairs (``data.Entry``: with file and line) from a YAML mixture or a LLaVA JSON /
+    JSONL file; lines that are not records are kept with their error, for ``train`` to list as failures."""
     data = Path(data)
     if data.suffix in (".yaml", ".yml"):
         return load_mixture(data, seed=seed)
-    return [(record, data.parent.resolve()) for record in load_annotations(data)]
+    return load_entries(data)
+
+
+def failures_path(output_dir: str | Path) -> Path:
+    """``output_dir/failures.json`` (under torchrun, rank r > 0 writes ``failures.rank<r>.json``: its own)."""
+    rank = int(os.environ.get("RANK", "0"))
+    return Path(output_dir) / ("failures.json" if rank == 0 else f"failures.rank{rank}.json")
+
+
+def write_failures(failures: list[dict], output_dir: Path) -> Path | None:
+    """Write ``failures_path(output_dir)``; nothing is written when nothing failed."""
+    if not failures:
+        return None
+    path = failures_path(output_dir)
+    path.write_text(json.dumps(failures, indent=1))
+    return path
+
+
+def _merged(earlier: list[dict], failures: list[dict]) -> list[dict]:
+    """The failures of a resumed run after those of the runs before it, each listed once."""
+    seen = {json.dumps(f, sort_keys=True) for f in earlier}
+    return [*earlier, *(f for f in failures if json.dumps(f, sort_keys=True) not in seen)]
 
 
 def train(
@@ -125,6 +155,7 @@ def train(
     stop_after: int | None = None,
     shuffle: bool = True,
     cache: dict | None = None,
+    max_failure_share: float = 0.5,
 ) -> Trainer:
     """Run one stage and save the result in ``output_dir``; returns the Trainer (its ``state`` holds the logs).
 
@@ -135,6 +166,8 @@ def train(
     ``stop_after``: end after N steps as if interrupted (the schedule still plans ``max_steps``).
     ``shuffle=False`` reads the records in order (under torchrun, rank r takes every r-th batch).
     ``cache``: keep processed samples in this dict (see ``SupervisedDataset``), e.g. across several runs.
+    ``max_failure_share``: stop (``TooManyFailuresError``) once more than this share of the samples have failed; the
+    failures are listed in ``output_dir/failures.json`` either way and counted in ``trainer.failures``.
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -143,7 +176,19 @@ def train(
         from tempflex.train.lora import apply_lora
 
         apply_lora(model, **lora)
-    dataset = SupervisedDataset(records, processor, video_options={"max_frames": stage.max_frames}, cache=cache)
+    if not records:
+        raise ValueError("no training records")
+    dataset = SkippingDataset.build(
+        records, processor, max_failure_share=max_failure_share,
+        video_options={"max_frames": stage.max_frames}, cache=cache,
+    )  # fmt: skip
+    earlier = []  # a resumed run lists the failures of the runs before it too
+    if resume and failures_path(output_dir).is_file():
+        earlier = json.loads(failures_path(output_dir).read_text())
+    try:
+        dataset.check_share()  # records refused before training may already be too many
+    except TooManyFailuresError as error:
+        raise TooManyFailuresError(f"{error}: see {write_failures(dataset.failures, output_dir)}") from None
     pad_id = processor.tokenizer.pad_token_id
     collator = PackingCollator(pad_id, max_length) if packing else PaddingCollator(pad_id)
     args = TrainingArguments(
@@ -183,14 +228,22 @@ def train(
     checkpoint = latest_checkpoint(output_dir) if resume else None
     if resume and checkpoint is None:
         logger.warning("no complete checkpoint in %s: starting from the beginning", output_dir)
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    try:
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    except TooManyFailuresError as error:
+        path = write_failures(_merged(earlier, dataset.failures), output_dir)
+        raise TooManyFailuresError(f"{error}: see {path}") from None
+    except BaseException:  # an interrupted or crashed run still says which samples it skipped
+        write_failures(_merged(earlier, dataset.failures), output_dir)
+        raise
+    trainer.failures = _merged(earlier, dataset.failures)
     if lora is not None:
         from tempflex.train.lora import merge_lora
 
         merge_lora(model)
     trainer.save_model(str(output_dir))
     processor.save_pretrained(str(output_dir))
-    if dataset.failures:
-        (output_dir / "failures.json").write_text(json.dumps(dataset.failures, indent=1))
-        logger.warning("%d samples skipped (media failed): see %s", len(dataset.failures), output_dir / "failures.json")
+    path = write_failures(trainer.failures, output_dir)
+    if path is not None:
+        logger.warning("%d of %d samples skipped: see %s", len(trainer.failures), dataset.total, path)
     return trainer
