@@ -291,3 +291,34 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(dataset_file
     assert all(torch.allclose(one[k], two[k], atol=1e-5) for k in one), moved[:3]
     assert all(torch.equal(one[k], start[k]) for k in one if k.startswith("temporal_fusion."))  # frozen in stage 2
     assert any(not torch.equal(one[k], start[k]) for k in one if k.startswith("merger."))  # trained
+
+
+def test_llava_next_video_records_with_an_image_tag_read_as_the_video(tmp_path):
+    record = {"id": "v", "video": "clip.mp4", "conversations": [
+        {"from": "human", "value": "<image>\nWhat happens?"}, {"from": "gpt", "value": "A ball rolls."}]}  # fmt: skip
+    messages = to_messages(record, tmp_path)
+    assert messages[0]["content"][0] == {"type": "video", "video": str(tmp_path / "clip.mp4")}
+    with pytest.raises(ValueError, match="more <image> tags than image files"):  # two tags, one video: refused
+        to_messages({**record, "conversations": [{"from": "human", "value": "<image><image>"}]}, tmp_path)
+
+
+def test_llava_next_sampling_strategies_against_hand_counts(tmp_path):
+    lines = [{"id": f"r{i}", "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]}
+             for i in range(20)]  # fmt: skip
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    strategies = {"all": 20, "first:5": 5, "first:10%": 2, "end:3": 3, "end:25%": 5, "random:7": 7, "random:50%": 10}
+    body = "".join(f"  - json_path: d.jsonl\n    sampling_strategy: '{rule}'\n" for rule in strategies)
+    (tmp_path / "mix.yaml").write_text("datasets:\n" + body)
+    ids = [record["id"] for record, _ in load_mixture(tmp_path / "mix.yaml", seed=0)]
+    counts = list(strategies.values())
+    starts = [sum(counts[:i]) for i in range(len(counts))]
+    chunks = {rule: ids[start : start + n] for rule, start, n in zip(strategies, starts, counts, strict=True)}
+    assert chunks["first:5"] == ["r0", "r1", "r2", "r3", "r4"] and chunks["first:10%"] == ["r0", "r1"]
+    assert chunks["end:3"] == ["r17", "r18", "r19"] and chunks["end:25%"] == [f"r{i}" for i in range(15, 20)]
+    assert len(set(chunks["random:7"])) == 7 and chunks["random:7"] == sorted(
+        chunks["random:7"], key=lambda r: int(r[1:])
+    )
+    assert len(ids) == sum(counts)
+    (tmp_path / "bad.yaml").write_text("datasets:\n  - json_path: d.jsonl\n    sampling_strategy: 'middle:3'\n")
+    with pytest.raises(ValueError, match="'middle:3' is not 'all', 'first:N', 'end:N' or 'random:N'"):
+        load_mixture(tmp_path / "bad.yaml")

@@ -8,8 +8,10 @@ One core module that training data, the evaluation readers and the probe share. 
 ``to_messages(record, media_root)`` gives ``[{"role": "user", "content": [{"type": "video", "video":
 "media_root/clips/v1.mp4", "fps": 8}, {"type": "text", "text": "What moves?"}]}, {"role": "assistant", ...}]``:
 media parts in the order of their ``<image>`` / ``<video>`` tags (untagged media go before the first question, as
-LLaVA does), roles ``human`` -> user, ``gpt`` -> assistant, ``system`` -> system, and a ValueError naming the
-record for a tag without a file, a file without a tag, an unknown speaker, or a malformed turn.
+LLaVA does; a record with videos, no images and only ``<image>`` tags, one per video, is LLaVA-NeXT's way of
+writing a video: each tag stands for the next video), roles ``human`` -> user, ``gpt`` -> assistant, ``system`` ->
+system, and a ValueError naming the record for a tag without a file, a file without a tag, an unknown speaker, or
+a malformed turn.
 
 >>> to_messages({"id": "q", "conversations": [{"from": "human", "value": "Hi"}]}, Path("."))
 [{'role': 'user', 'content': [{'type': 'text', 'text': 'Hi'}]}]
@@ -45,7 +47,11 @@ def to_messages(record: dict, media_root: Path) -> list[dict]:
     for number, turn in enumerate(turns):
         if not isinstance(turn, dict) or "from" not in turn or not isinstance(turn.get("value"), str):
             raise ValueError(f"record {record.get('id')!r}: turn {number} needs 'from' and a string 'value'")
-    text_tags = sum(len(_TAG.findall(turn["value"])) for turn in turns)
+    tags = [kind for turn in turns for kind in _TAG.findall(turn["value"])]
+    text_tags = len(tags)
+    # LLaVA-NeXT / LLaVA-Video data (what the paper trains on) marks a record's video with an <image> tag: with
+    # videos, no image files and no <video> tag, each <image> tag stands for the next video.
+    image_means_video = bool(videos) and not images and "video" not in tags and tags.count("image") == len(videos)
     media = [("image", media_root / p) for p in images] + [("video", media_root / p) for p in videos]
     if text_tags == 0 and media:  # LLaVA puts untagged media before the first question
         first = next(i for i, turn in enumerate(turns) if turn["from"] in ("human", "user"))
@@ -64,7 +70,7 @@ def to_messages(record: dict, media_root: Path) -> list[dict]:
         for match in _TAG.finditer(turn["value"]):
             if match.start() > position:
                 parts.append({"type": "text", "text": turn["value"][position : match.start()]})
-            kind = match.group(1)
+            kind = "video" if image_means_video else match.group(1)
             if not queues[kind]:
                 raise ValueError(f"record {record.get('id')!r}: more <{kind}> tags than {kind} files")
             part = {"type": kind, kind: queues[kind].pop(0)}

@@ -16,7 +16,7 @@ A mixture (YAML), the format of the official recipe::
     datasets:
       - json_path: data/captions.jsonl
         media_root: data/media        # relative paths in the records resolve here (default: the json's folder)
-        sampling: "first:1000"        # or "random:10%" (seeded) or "all" (default)
+        sampling_strategy: "first:1000"   # or end:N, random:N (seeded); N a count or N%; "all" (default)
 
 Where a record came from: ``load_entries`` / ``load_mixture`` give ``Entry`` pairs (a ``(record, media_root)``
 tuple that also holds ``file`` and ``line`` of a JSONL file, or ``index`` in a JSON list), and
@@ -172,15 +172,31 @@ def _entries(path: Path, media_root: Path) -> list[Entry]:
 
 
 def _sample(records: list, rule: str, seed: int, source: str) -> list:
+    """LLaVA-NeXT's ``sampling_strategy``: ``all``, ``first:N``, ``end:N`` or ``random:N`` (seeded), where N is a
+    count or a percentage of the file (rounded to the nearest record, at most all of them); ``random`` keeps the
+    drawn records in file order.
+
+    >>> [_sample(list(range(10)), rule, 0, "x") for rule in ("first:3", "end:20%", "all")]
+    [[0, 1, 2], [8, 9], [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]]
+    >>> len(_sample(list(range(10)), "random:50%", 0, "x")), _sample(list(range(4)), "random:4", 0, "x")
+    (5, [0, 1, 2, 3])
+    """
     if rule in ("all", ""):
         return records
     kind, _, amount = rule.partition(":")
+    try:
+        count = round(len(records) * float(amount[:-1]) / 100) if amount.endswith("%") else int(amount)
+    except ValueError:
+        count = -1
+    if kind not in ("first", "end", "random") or count < 0:
+        raise ValueError(f"{source}: sampling {rule!r} is not 'all', 'first:N', 'end:N' or 'random:N' (N or N%)")
+    count = min(count, len(records))
     if kind == "first":
-        return records[: int(amount)]
-    if kind == "random" and amount.endswith("%"):
-        count = round(len(records) * float(amount[:-1]) / 100)
-        return random.Random(seed).sample(records, count)
-    raise ValueError(f"{source}: sampling {rule!r} is not 'all', 'first:N' or 'random:N%'")
+        return records[:count]
+    if kind == "end":
+        return records[len(records) - count :]
+    drawn = sorted(random.Random(seed).sample(range(len(records)), count))
+    return [records[i] for i in drawn]
 
 
 def load_entries(path: str | Path, media_root: str | Path | None = None) -> list[Entry]:
@@ -204,7 +220,8 @@ def load_mixture(path: str | Path, *, seed: int = 0) -> list[Entry]:
         json_path = (path.parent / entry["json_path"]).resolve()
         media_root = (path.parent / entry["media_root"]).resolve() if "media_root" in entry else json_path.parent
         entries = _entries(json_path, media_root)
-        pairs.extend(_sample(entries, str(entry.get("sampling", "all")), seed, str(json_path)))
+        rule = entry.get("sampling_strategy", entry.get("sampling", "all"))  # LLaVA-NeXT's key, or ours
+        pairs.extend(_sample(entries, str(rule), seed, str(json_path)))
     return pairs
 
 
