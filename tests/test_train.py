@@ -322,3 +322,18 @@ def test_llava_next_sampling_strategies_against_hand_counts(tmp_path):
     (tmp_path / "bad.yaml").write_text("datasets:\n  - json_path: d.jsonl\n    sampling_strategy: 'middle:3'\n")
     with pytest.raises(ValueError, match="'middle:3' is not 'all', 'first:N', 'end:N' or 'random:N'"):
         load_mixture(tmp_path / "bad.yaml")
+
+
+def test_stage_3_on_a_text_only_batch_takes_a_zero_gradient_step(tmp_path):
+    """Only TFF and the merger train in stage 3; a text-only batch reaches them through the zero visual term (before:
+    "element 0 of tensors does not require grad")."""
+    from tempflex.cli import main
+    from tempflex.loading import load
+
+    rows = [{"id": f"t{i}", "conversations": [{"from": "human", "value": f"Say {i}"}, {"from": "gpt", "value": "ok"}]}
+            for i in range(4)]  # fmt: skip
+    (tmp_path / "text_only.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    command = ["train", "--stage", "3", "--model", "tiny", "--data", str(tmp_path / "text_only.jsonl")]
+    assert main([*command, "--output", str(tmp_path / "out"), "--max-steps", "1"]) == 0
+    model, _ = load(tmp_path / "out")
+    assert all(layer.norm.weight.abs().sum() == 0 for layer in model.temporal_fusion.layers)  # a zero step: identity

@@ -142,6 +142,19 @@ class TempFlexForConditionalGeneration(TempFlexPreTrainedModel, GenerationMixin)
                 merged[i] = clip_tokens
         return torch.cat(merged)
 
+    def _zero_visual_term(self) -> torch.Tensor:
+        """``0 * (visual path on a blank 32x32 clip)``: a text-only training batch still runs the vision tower, TFF
+        and merger, with a loss contribution of exactly 0 and zero gradients.
+
+        Why: with only TFF and the merger trainable (stage 3), a text-only batch would leave the loss without a
+        gradient ("element 0 of tensors does not require grad"), and under DDP a process drawing text while another
+        draws video would skip the parameters the other one reduces. LLaVA feeds a zero-size image the same way.
+        """
+        patch = self.config.vision_config.patch_size
+        channels = self.config.vision_config.num_channels
+        pixels = torch.zeros(4, patch * patch * channels, device=self.device)  # [F*h*w, p*p*C]: 1 frame, 2x2 patches
+        return self._encode_clips(pixels, [(1, 2, 2)], video=True).sum() * 0.0
+
     def _pool_frames(self, features: torch.Tensor) -> torch.Tensor:
         """Average time to at most ``max_frames_to_llm`` frames (adaptive windows: 64 -> 32 averages pairs).
 
@@ -229,6 +242,8 @@ class TempFlexForConditionalGeneration(TempFlexPreTrainedModel, GenerationMixin)
             inputs_embeds = self._merge_visual_features(
                 input_ids, inputs_embeds, pixel_values, image_grid_thw, pixel_values_videos, video_grid_thw
             )
+        if self.training and torch.is_grad_enabled() and pixel_values is None and pixel_values_videos is None:
+            inputs_embeds = inputs_embeds + self._zero_visual_term().to(inputs_embeds.dtype)
         prefill = cache is None or cache.get_seq_length() == 0
         if input_ids is not None and prefill:  # placeholders without pixels would feed raw token embeddings
             for pixels, token_id, kind in (
