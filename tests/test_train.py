@@ -226,8 +226,10 @@ def test_resuming_reproduces_the_uninterrupted_run(processor, dataset_file, tmp_
     stage = dataclasses.replace(load_stage(2), trainable={"merger": 1e-3, "language_model": 1e-3})
 
     def losses(folder):
-        lines = (folder / "loss.jsonl").read_text().splitlines()
-        return {json.loads(line)["step"]: json.loads(line)["loss"] for line in lines if '"loss"' in line}
+        lines = [json.loads(line) for line in (folder / "loss.jsonl").read_text().splitlines()]
+        steps = [line["step"] for line in lines if "loss" in line]
+        assert len(steps) == len(set(steps)), steps  # every step logged once, also across the interruption
+        return {line["step"]: line["loss"] for line in lines if "loss" in line}
 
     torch.manual_seed(0)
     whole = tmp_path / "whole"
@@ -235,7 +237,7 @@ def test_resuming_reproduces_the_uninterrupted_run(processor, dataset_file, tmp_
     torch.manual_seed(0)
     parts = tmp_path / "parts"
     first = TempFlexForConditionalGeneration(CONFIG)
-    train(first, processor, stage, records, parts, max_steps=6, batch_size=2, save_steps=3, stop_after=3)
+    train(first, processor, stage, records, parts, max_steps=6, batch_size=2, save_steps=3, stop_after=4)
     assert (parts / "checkpoint-3" / "COMPLETE").exists()
     (parts / "checkpoint-5").mkdir()  # a checkpoint cut off while being written: never resumed from
     (parts / "checkpoint-5" / "trainer_state.json").write_text("{")

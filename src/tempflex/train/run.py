@@ -43,10 +43,27 @@ logger = logging.getLogger(__name__)
 
 
 class LossLog(TrainerCallback):
-    """Appends every log line of the Trainer (step, loss, learning rate) to a JSONL file."""
+    """Appends every log line of the Trainer (step, loss, learning rate) to a JSONL file.
+
+    A resumed run starts again from its checkpoint's step: the lines an interrupted run wrote after that step are
+    dropped when training begins, so every step appears once and the file reads as the uninterrupted run's.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if not state.is_world_process_zero or not self.path.is_file():
+            return
+        kept = []
+        for line in self.path.read_text().splitlines():
+            try:
+                step = json.loads(line).get("step", 0)
+            except json.JSONDecodeError:  # a line cut off by the interruption
+                continue
+            if step <= state.global_step:
+                kept.append(line)
+        self.path.write_text("".join(line + "\n" for line in kept))
 
     def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
         if logs and state.is_world_process_zero:
