@@ -147,7 +147,8 @@ class TempFlexLmms(lmms):
                 texts = self._one_by_one([prepared[i] for i in batch])
             for i, text in zip(batch, texts, strict=True):
                 replies[i] = text
-            pending = [i for i in pending if i not in set(batch)]
+            done = set(batch)
+            pending = [i for i in pending if i not in done]
         return replies
 
     def loglikelihood(self, requests: list[Any]) -> list[tuple[float, bool]]:

@@ -46,7 +46,7 @@ from typing import Any
 
 import yaml
 
-from tempflex.records import ROLES, to_messages
+from tempflex.records import to_messages
 
 __all__ = [
     "Annotations",
@@ -228,26 +228,12 @@ def load_mixture(path: str | Path, *, seed: int = 0) -> list[Entry]:
 def check_record(record: Any) -> str | None:
     """Why a record cannot be trained on, found without reading its media; ``None`` when it can.
 
-    The shape (an object with a non-empty ``conversations`` list of ``{"from", "value"}`` turns, known speakers,
-    string ``value``; ``image`` a path or list of paths, ``video`` a path, ``video_options`` an object), at least
-    one assistant turn with text (else nothing is supervised), and what ``to_messages`` checks (tags vs files).
+    The media fields' types (``image`` a path or list of paths, ``video`` a path, ``video_options`` an object),
+    what ``records.to_messages`` checks (turns with ``from`` and a string ``value``, known speakers, tags vs
+    files), and at least one assistant turn with text (else nothing is supervised).
     """
     if not isinstance(record, dict):
         return _not_an_object(record)
-    turns = record.get("conversations")
-    if not isinstance(turns, list) or not turns:
-        return "no conversations"
-    for number, turn in enumerate(turns):
-        if not isinstance(turn, dict):
-            return f"turn {number} is not an object"
-        if "from" not in turn or "value" not in turn:
-            return f"turn {number} has no {'from' if 'from' not in turn else 'value'!r}"
-        if turn["from"] not in ROLES:
-            return f"turn {number}: unknown speaker {turn['from']!r}"
-        if not isinstance(turn["value"], str):
-            return f"turn {number}: 'value' is not a string"
-    if not any(ROLES[turn["from"]] == "assistant" and turn["value"].strip() for turn in turns):
-        return "no assistant turn with text: no token to train on"
     images = record.get("image") or []
     if not (isinstance(images, str) or (isinstance(images, list) and all(isinstance(i, str) for i in images))):
         return "'image' is neither a path nor a list of paths"
@@ -255,10 +241,16 @@ def check_record(record: Any) -> str | None:
         return "'video' is not a path"
     if not isinstance(record.get("video_options") or {}, dict):
         return "'video_options' is not an object"
-    try:
-        to_messages(record, Path("."))
+    try:  # the conversation's shape, speakers and tags: the one reader every user of records shares
+        messages = to_messages(record, Path("."))
     except ValueError as error:
         return str(error)
+    answered = any(
+        message["role"] == "assistant" and any(part.get("text", "").strip() for part in message["content"])
+        for message in messages
+    )
+    if not answered:
+        return "no assistant turn with text: no token to train on"
     return None
 
 
