@@ -14,7 +14,7 @@ from PIL import Image
 
 from tempflex import TempFlexConfig, TempFlexForConditionalGeneration, TempFlexProcessor
 from tempflex.tokenization import build_tiny_tokenizer
-from tempflex.train import SkippingDataset, TooManyFailuresError, load_annotations, load_stage, train
+from tempflex.train import SkippingDataset, TooManyFailuresError, TrainSettings, load_annotations, load_stage, train
 from tempflex.train.run import load_records
 
 CONFIG = TempFlexConfig.from_preset("tiny")
@@ -61,7 +61,8 @@ def losses(folder):
 def run(processor, records, output, **options):
     torch.manual_seed(0)
     model = TempFlexForConditionalGeneration(CONFIG)
-    return train(model, processor, STAGE, records, output, **{"max_steps": 3, "shuffle": False, **options})
+    run_settings = {"max_steps": 3, "shuffle": False, "gradient_accumulation_steps": 1, **options}
+    return train(model, processor, STAGE, records, TrainSettings(output, **run_settings))
 
 
 def test_batch_size_one_survives_a_corrupt_video(processor, tmp_path):
@@ -196,22 +197,18 @@ def test_too_many_failures_stop_the_run_with_a_clear_error(processor, tmp_path):
 
 
 def test_cli_reports_skipped_samples_and_the_failure_share(tmp_path, capsys):
-    import argparse
-
     from tempflex.cli import build_parser, main
-    from tempflex.train.cli import add_failure_arguments, run_training
+    from tempflex.train.cli import run_training
 
     corrupt_video(tmp_path, "x")
     lines = [image_record(tmp_path, 0), video_record("x"), "[]", image_record(tmp_path, 1), image_record(tmp_path, 2)]
     data = write_jsonl(tmp_path / "train.jsonl", lines)
-    common = ["train", "--stage", "2", "--model", "tiny", "--data", str(data), "--max-steps", "2", "--no-shuffle"]
+    common = ["train", "--stage", "2", "--model", "tiny", "--data", str(data), "--max-steps", "2", "--no-shuffle",
+              "--grad-accum", "1"]  # fmt: skip
     assert main([*common, "--output", str(tmp_path / "ok")]) == 0  # the default share (0.5): 2 of 5 may fail
     out = capsys.readouterr().out
     assert "2 steps; 2 samples skipped" in out and str(tmp_path / "ok" / "failures.json") in out
-    args = build_parser().parse_args([*common, "--output", str(tmp_path / "strict")])
-    parser = argparse.ArgumentParser()
-    add_failure_arguments(parser)
-    args.max_failure_share = parser.parse_args(["--max-failure-share", "0.3"]).max_failure_share
+    args = build_parser().parse_args([*common, "--output", str(tmp_path / "strict"), "--max-failure-share", "0.3"])
     message = r"2 of 5 samples failed \(40%\), more than the allowed share of 30%"
     with pytest.raises(TooManyFailuresError, match=message):
         run_training(args)

@@ -3,7 +3,7 @@
 Commands:
     tempflex tokens --height 720 --width 1280   # three encoding strategies side by side
     tempflex tokens --plot tokens.png           # the paper's Figure 3 (right): tokens vs resolution
-    tempflex train --stage 3 --model tiny --data train.jsonl --output runs/s3 --max-steps 20
+    tempflex train --stage 3 --model tiny --data train.jsonl --output runs/s3 --grad-accum 1
                                                 # one stage of the recipe (torchrun -m tempflex.train ... too)
     tempflex plot-loss runs/s3                  # runs/s3/loss.png
     tempflex probe generate --out probe         # the temporal probe: mp4 clips + train/test JSONL
@@ -93,32 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     tokens.add_argument("--plot", metavar="PATH", help="write the tokens-vs-resolution figure (PNG) here")
     tokens.set_defaults(run=_tokens)
     train = commands.add_parser("train", help="train one stage of the four-stage recipe")
-    train.add_argument("--stage", required=True, help="1-4, a recipe name (stage1_projector_only) or a YAML file")
-    train.add_argument("--model", required=True, help="a preset (tiny, qwen3-4b) or a saved TempFlex folder")
-    train.add_argument("--data", required=True, help="LLaVA-format JSON / JSONL, or a YAML mixture")
-    train.add_argument("--output", required=True, help="folder for the trained model, processor and loss log")
-    train.add_argument("--max-steps", type=int, default=-1, help="stop after N optimiser steps (default: epochs)")
-    train.add_argument("--batch-size", type=int, default=1, help="samples (or packed rows) per device and step")
-    train.add_argument("--grad-accum", type=int, default=1, help="gradient accumulation steps")
-    train.add_argument(
-        "--global-batch", type=int, help="samples per optimiser step over all processes (sets --grad-accum); "
-        "the recipes give the paper's (512, stage 4: 256)"
-    )  # fmt: skip
-    train.add_argument("--packing", action="store_true", help="pack whole samples into rows of --max-length")
-    train.add_argument("--max-length", type=int, default=8192, help="tokens per packed row")
-    train.add_argument("--gradient-checkpointing", action="store_true", help="recompute activations in backward")
-    train.add_argument("--deepspeed", help="a DeepSpeed config JSON (e.g. the shipped ZeRO-2 one)")
-    train.add_argument("--fsdp", help="transformers' FSDP option string, e.g. 'full_shard auto_wrap'")
-    train.add_argument(
-        "--lora", type=int, metavar="RANK", help="LoRA adapters of this rank on the LLM (merged at the end)"
-    )
-    train.add_argument("--save-steps", type=int, help="write a resumable checkpoint every N steps")
-    train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --output")
-    train.add_argument("--no-shuffle", action="store_true", help="read the records in order")
-    train.add_argument("--seed", type=int, default=0)
-    from tempflex.train.cli import add_failure_arguments  # argparse only: the train extra loads per command
+    from tempflex.train.cli import add_train_arguments  # argparse only: the train extra loads per command
 
-    add_failure_arguments(train)
+    add_train_arguments(train)
     train.set_defaults(run=_train)
     plot = commands.add_parser("plot-loss", help="draw a training run's loss curve (PNG)")
     plot.add_argument("run_dir", help="the --output folder of tempflex train")

@@ -102,7 +102,7 @@ def _saved(
 ) -> tuple[TempFlexForConditionalGeneration, TempFlexProcessor]:
     from transformers import AutoProcessor
 
-    kwargs: dict[str, Any] = dict(overrides)
+    kwargs: dict[str, Any] = dict(overrides)  # TempFlexConfig fields, and distributed_config (see load)
     if dtype is not None:
         kwargs["dtype"] = dtype
     if attn_implementation:
@@ -117,13 +117,19 @@ def load(
     device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
     attn_implementation: str | None = None,
+    distributed_config: Any = None,
     **config_overrides: Any,
 ) -> tuple[TempFlexForConditionalGeneration, TempFlexProcessor]:
     """``(model, processor)`` for a preset name, a saved folder (or hub id), or a ``(vision, language)`` pair.
 
     ``config_overrides`` set ``TempFlexConfig`` fields (budgets, TFF paths, ``max_frames_to_llm``). Raises
-    ``ValueError`` naming the spec when it is none of these.
+    ``ValueError`` naming the spec when it is none of these. ``distributed_config``: transformers'
+    ``DistributedConfig``, for a saved folder only (FSDP2 sharding while loading; see ``train.engines``).
     """
+    if distributed_config is not None:
+        if isinstance(spec, (tuple, list)) or str(spec) in PRESETS:
+            raise ValueError(f"distributed_config needs a saved folder to shard while loading, got {spec!r}")
+        config_overrides = {**config_overrides, "distributed_config": distributed_config}
     if isinstance(spec, (tuple, list)):
         if len(spec) != 2:
             raise ValueError(f"a (vision, language) pair has two checkpoints, got {len(spec)}: {spec!r}")

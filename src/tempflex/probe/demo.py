@@ -56,6 +56,7 @@ from tempflex.probe.reading import STRATEGIES, generate_reading
 from tempflex.probe.tasks import TASKS, TEMPORAL_TASKS
 from tempflex.train.data import load_annotations
 from tempflex.train.run import load_records, train
+from tempflex.train.settings import TrainSettings
 from tempflex.train.stages import Stage
 
 __all__ = ["QUICK", "VARIANTS", "DemoSettings", "run_demo", "variant_name"]
@@ -139,14 +140,15 @@ def _run_temporal(settings: DemoSettings, out: Path, progress: _Progress) -> dic
     train_cache: dict = {}
     eval_cache: dict = {}
     scores: dict[str, list[dict[str, float]]] = {variant_name(v): [] for v in settings.variants}
-    common = {"batch_size": settings.batch_size, "logging_steps": 50, "cache": train_cache}
+    common = {"batch_size": settings.batch_size, "gradient_accumulation_steps": 1, "logging_steps": 50,
+              "cache": train_cache}  # fmt: skip
     for seed in range(settings.seeds):
         torch.manual_seed(seed)
         model, processor = _model(settings, PATHS)
         align = _stage("align", dict.fromkeys(SINGLE_FRAME_MODULES, settings.learning_rate), False)
         progress.report(f"seed {seed}: align ({settings.align_steps} steps, TFF off)")
-        train(model, processor, align, records, out / f"runs/seed{seed}/align", max_steps=settings.align_steps,
-              seed=seed, **common)  # fmt: skip
+        folder = out / f"runs/seed{seed}/align"
+        train(model, processor, align, records, TrainSettings(folder, settings.align_steps, seed=seed, **common))
         aligned = {k: v for k, v in model.state_dict().items() if not k.startswith("temporal_fusion.")}
         progress.step(f"seed {seed}: aligned")
         for paths in settings.variants:
@@ -162,7 +164,7 @@ def _run_temporal(settings: DemoSettings, out: Path, progress: _Progress) -> dic
             stage = _stage("temporal", rates, bool(paths))
             progress.report(f"seed {seed}: {name} ({settings.temporal_steps} steps)")
             folder = out / f"runs/seed{seed}/{name.replace(' ', '_')}"
-            train(model, processor, stage, records, folder, max_steps=settings.temporal_steps, seed=seed, **common)
+            train(model, processor, stage, records, TrainSettings(folder, settings.temporal_steps, seed=seed, **common))
             result = evaluate(model, processor, test, probe, cache=eval_cache)
             scores[name].append({task: value["accuracy"] for task, value in result.items()})
             progress.step(f"seed {seed}: {name}: {result['all']['accuracy']:.2f} on {result['all']['count']} clips")
@@ -191,8 +193,9 @@ def _run_reading(settings: DemoSettings, out: Path, progress: _Progress) -> dict
         records = load_records(folder / f"{strategy}_train.jsonl")
         test = load_annotations(folder / f"{strategy}_test.jsonl")
         progress.report(f"reading: {strategy} ({settings.reading_steps} steps)")
-        train(model, processor, stage, records, out / f"runs/reading/{strategy}", max_steps=settings.reading_steps,
-              batch_size=settings.batch_size, logging_steps=50, cache={})  # fmt: skip
+        run = TrainSettings(out / f"runs/reading/{strategy}", settings.reading_steps, batch_size=settings.batch_size,
+                            gradient_accumulation_steps=1, logging_steps=50, cache={})  # fmt: skip
+        train(model, processor, stage, records, run)
         accuracy = evaluate(model, processor, test, folder)["all"]["accuracy"]
         sample = processor.apply_chat_template(
             [{"role": "user", "content": [{"type": "image", "image": str(folder / p)} for p in test[0]["image"]]}],

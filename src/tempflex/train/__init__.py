@@ -11,6 +11,7 @@ from tempflex.train.data import (
     to_messages,
 )
 from tempflex.train.run import train
+from tempflex.train.settings import TrainSettings
 from tempflex.train.stages import Stage, apply_stage, load_stage, parameter_groups
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "Stage",
     "SupervisedDataset",
     "TooManyFailuresError",
+    "TrainSettings",
     "apply_stage",
     "load_annotations",
     "load_mixture",

@@ -12,7 +12,13 @@ one (``data.SkippingDataset`` replaces a failed sample by the next usable one), 
   transformers 5 recognises packed rows: its masking builds a block-causal mask from the position ids
   (``masking_utils.find_packed_sequence_indices``) for sdpa and eager attention, so no token attends across
   samples. The first token of each sample is never a target. Each sample's loss equals its unpacked loss
-  (tested).
+  (tested). ``one_row=True`` packs the whole micro-batch into a single row instead: FlashAttention kernels
+  (``flash_attention_2`` / ``_3``) get the samples' boundaries from the position ids only for a one-row batch
+  (transformers' ``is_packed_sequence`` checks batch size 1), so training uses it for every implementation but
+  ``sdpa`` and ``eager``.
+
+Both pass on the ``"skipped"`` lists of ``data.SkippingDataset`` (failures found while fetching a sample, possibly in
+a DataLoader worker) as one ``"skipped"`` list, which ``run.StageTrainer`` takes off before the forward.
 """
 
 from __future__ import annotations
@@ -26,6 +32,16 @@ from tempflex.batching import concat_pixels, pad_right
 __all__ = ["PackingCollator", "PaddingCollator"]
 
 
+def _usable(samples: list[dict | None]) -> tuple[list[dict], dict[str, list]]:
+    """The samples that loaded, and ``{"skipped": [...]}`` when fetching them met failures (else ``{}``)."""
+    kept = [s for s in samples if s is not None]
+    if not kept:
+        raise ValueError("every sample of this batch failed to load")
+    skipped = [pair for s in kept for pair in s.get("skipped", ())]
+    kept = [{k: v for k, v in s.items() if k != "skipped"} for s in kept]
+    return kept, ({"skipped": skipped} if skipped else {})
+
+
 @dataclass
 class PaddingCollator:
     """Right-pad ``input_ids`` (with ``pad_token_id``), ``attention_mask`` (0) and ``labels`` (-100)."""
@@ -33,21 +49,23 @@ class PaddingCollator:
     pad_token_id: int
 
     def __call__(self, samples: list[dict | None]) -> dict[str, torch.Tensor]:
-        samples = [s for s in samples if s is not None]
-        if not samples:
-            raise ValueError("every sample of this batch failed to load")
-        return pad_right(samples, self.pad_token_id)
+        samples, skipped = _usable(samples)
+        return {**pad_right(samples, self.pad_token_id), **skipped}
 
 
 @dataclass
 class PackingCollator:
-    """Pack whole samples into rows of at most ``max_length`` tokens with per-sample ``position_ids``."""
+    """Pack whole samples into rows of at most ``max_length`` tokens (``one_row``: all into one row) with
+    per-sample ``position_ids``."""
 
     pad_token_id: int
     max_length: int
+    one_row: bool = False
 
     def rows(self, lengths: list[int]) -> list[list[int]]:
         """Sample indices of each row: first fit, in order (sample order across rows is kept)."""
+        if self.one_row:
+            return [list(range(len(lengths)))]
         rows: list[list[int]] = []
         used: list[int] = []
         for index, length in enumerate(lengths):
@@ -62,9 +80,7 @@ class PackingCollator:
         return rows
 
     def __call__(self, samples: list[dict | None]) -> dict[str, torch.Tensor]:
-        samples = [s for s in samples if s is not None]
-        if not samples:
-            raise ValueError("every sample of this batch failed to load")
+        samples, skipped = _usable(samples)
         lengths = [s["input_ids"].shape[-1] for s in samples]
         rows = self.rows(lengths)
         width = max(sum(lengths[i] for i in row) for row in rows)
@@ -85,4 +101,5 @@ class PackingCollator:
                 ordered.append(sample)
             # padding continues the last sample's positions, so it forms no new "sample" of its own
             position_ids[row, start:] = torch.arange(width - start) + (position_ids[row, start - 1] + 1)
-        return {"input_ids": input_ids, "position_ids": position_ids, "labels": labels, **concat_pixels(ordered)}
+        packed = {"input_ids": input_ids, "position_ids": position_ids, "labels": labels}
+        return {**packed, **concat_pixels(ordered), **skipped}

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 from tempflex.records import to_messages
@@ -271,6 +272,7 @@ class SupervisedDataset:
     failures: dict[str, str] = field(default_factory=dict)
     cache: dict | None = None
     skipped: dict[int, dict] = field(default_factory=dict)
+    max_length: int | None = None
 
     def __len__(self) -> int:
         return len(self.records)
@@ -315,10 +317,40 @@ class SupervisedDataset:
             self._fail(index, sample_id, str(error))
             return None
         output.pop("assistant_masks", None)
+        length = output["input_ids"].shape[-1]
+        if self.max_length is not None and length > self.max_length:
+            reason = self._truncate(output, index, sample_id)
+            if reason is not None:
+                self._fail(index, sample_id, reason)
+                return None
         if "labels" in output and not bool((output["labels"] != -100).any()):
             self._fail(index, sample_id, "no supervised token (the assistant turns tokenise to nothing)")
             return None
         return {key: value for key, value in output.items()}
+
+    def _truncate(self, output: dict, index: int, sample_id: str) -> str | None:
+        """Cut ``output`` to ``max_length`` tokens in place (its tail: the end of the conversation), or say why not.
+
+        The policy of ``--max-length``: text after the cut is dropped (logged with the counts), as LLaVA does with
+        ``model_max_length``; a visual span is never cut, so a sample whose visual tokens reach past the limit is
+        skipped instead (a failure naming both lengths).
+        """
+        length = output["input_ids"].shape[-1]
+        placeholders = torch.zeros(length, dtype=torch.bool)
+        for token_id in (self.processor.image_token_id, self.processor.video_token_id):
+            placeholders |= output["input_ids"][0] == token_id
+        visual_end = int(placeholders.nonzero().max()) + 1 if bool(placeholders.any()) else 0
+        if visual_end > self.max_length:
+            return f"{length} tokens and its visual tokens end at {visual_end}, past --max-length {self.max_length}"
+        for key in ("input_ids", "attention_mask", "labels"):
+            if key in output:
+                output[key] = output[key][:, : self.max_length]  # [1, L] -> [1, max_length]
+        where = ":".join(str(v) for k, v in locate(self.records[index]).items() if k in ("file", "line", "index"))
+        logger.warning(
+            "sample %s%s: %d tokens, the last %d cut (--max-length %d)",
+            sample_id, f" ({where})" if where else "", length, length - self.max_length, self.max_length,
+        )  # fmt: skip
+        return None
 
 
 def _failure(pair: tuple, reason: str) -> dict:
@@ -371,6 +403,13 @@ class SkippingDataset:
         """Every failure so far: the rejected records, then the samples skipped at load time (in index order)."""
         return [*self.rejected, *(self.dataset.skipped[i] for i in sorted(self.dataset.skipped))]
 
+    def record_skipped(self, skipped: list[tuple[int, dict]]) -> None:
+        """Take ``(index, failure)`` pairs found in another process (a DataLoader worker) into ``dataset.skipped``,
+        then check the share: workers hold copies of the dataset, so the main process learns of failures here."""
+        for index, failure in skipped:
+            self.dataset.skipped.setdefault(int(index), failure)
+        self.check_share()
+
     def check_share(self) -> None:
         """Raise ``TooManyFailuresError`` when more than ``max_failure_share`` of the samples have failed."""
         failed = len(self.rejected) + len(self.dataset.skipped)
@@ -381,14 +420,18 @@ class SkippingDataset:
             )
 
     def __getitem__(self, index: int) -> dict:
+        """The sample at ``index`` or the next usable one; ``"skipped"`` lists the ``(index, failure)`` pairs found
+        on the way (the collators pass them on, ``StageTrainer`` takes them into the main process)."""
         size = len(self.dataset)
+        found = []
         for offset in range(size):
             position = (index + offset) % size
             if position in self.dataset.skipped:
                 continue
             sample = self.dataset[position]
             if sample is not None:
-                return sample
+                return {**sample, "skipped": found} if found else sample
+            found.append((position, self.dataset.skipped[position]))
             self.check_share()
         self.check_share()
         raise TooManyFailuresError(f"every sample of the {self.total} failed")
@@ -398,7 +441,7 @@ class SkippingDataset:
         cls, records: list[tuple[Any, Path]], processor: Any, *, max_failure_share: float = 0.5, **options: Any
     ) -> SkippingDataset:
         """Check every record (``check_record``, no media read), keep the usable ones in a ``SupervisedDataset``
-        (``options``: its ``video_options``, ``cache``) and list the others in ``rejected``."""
+        (``options``: its ``video_options``, ``cache``, ``max_length``) and list the others in ``rejected``."""
         usable, rejected = [], []
         for index, pair in enumerate(records):
             record = pair[0]
