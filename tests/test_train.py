@@ -166,6 +166,13 @@ def test_packed_and_padded_give_the_same_per_sample_loss(processor, dataset_file
     packed_losses = torch.split(per_token_losses(packed)[0], [len(x) for x in padded_losses])
     for unpacked, repacked in zip(padded_losses, packed_losses, strict=True):
         assert torch.allclose(unpacked, repacked, atol=1e-5)
+    longest = max(s["input_ids"].shape[-1] for s in samples)
+    rows = PackingCollator(processor.tokenizer.pad_token_id, max_length=longest)(samples)  # first fit: several rows
+    one_row = PackingCollator(processor.tokenizer.pad_token_id, max_length=longest, one_row=True)(samples)
+    assert rows["input_ids"].shape[0] > 1 and one_row["input_ids"].shape[0] == 1  # FlashAttention's layout
+    for batch in (rows, one_row):  # first fit may reorder samples across rows: compare the sorted token losses
+        flat = torch.cat(per_token_losses(batch)).sort().values
+        assert torch.allclose(flat, torch.cat(padded_losses).sort().values, atol=1e-5)
 
 
 def test_packing_rows_first_fit_never_cut():
@@ -304,3 +311,50 @@ def test_stage_3_on_a_text_only_batch_takes_a_zero_gradient_step(tmp_path):
     assert main([*command, "--output", str(tmp_path / "out"), "--max-steps", "1", "--grad-accum", "1"]) == 0
     model, _ = load(tmp_path / "out")
     assert all(layer.norm.weight.abs().sum() == 0 for layer in model.temporal_fusion.layers)  # a zero step: identity
+
+
+def test_the_recipe_global_batch_is_the_default(processor, dataset_file, tmp_path):
+    plan = TrainSettings("o", batch_size=4).batch_plan
+    assert plan(stage_global_batch=512, processes=8) == (512, 16)  # the paper's 512 on 8 processes
+    assert TrainSettings("o", batch_size=2, gradient_accumulation_steps=3).batch_plan(
+        stage_global_batch=512, processes=2
+    ) == (12, 3)  # fmt: skip
+    assert TrainSettings("o", global_batch=8).batch_plan(stage_global_batch=512, processes=2) == (8, 4)
+    with pytest.raises(ValueError, match="global batch 512 is not a multiple of batch size 3 x 2 processes"):
+        TrainSettings("o", batch_size=3).batch_plan(stage_global_batch=512, processes=2)
+    records = [pair for pair in load_records(dataset_file) if pair[0]["id"].startswith("img")]
+    stage = dataclasses.replace(load_stage(2), global_batch_size=4)
+    trainer = train(TempFlexForConditionalGeneration(CONFIG), processor, stage, records,
+                    TrainSettings(tmp_path / "run", max_steps=1, batch_size=2))  # fmt: skip
+    assert trainer.args.gradient_accumulation_steps == 2 and trainer.state.num_input_tokens_seen > 0
+
+
+def test_max_length_cuts_a_text_tail_and_skips_a_cut_visual_span(processor, dataset_file, caplog):
+    records = load_records(dataset_file)
+    whole = SupervisedDataset(records, processor)
+    text_index = next(i for i, (r, _) in enumerate(records) if r["id"] == "text")
+    image_length = whole[0]["input_ids"].shape[-1]
+    text_length = whole[text_index]["input_ids"].shape[-1]
+    cut = SupervisedDataset(records, processor, max_length=text_length - 2)
+    with caplog.at_level("WARNING"):
+        sample = cut[text_index]
+    assert sample["input_ids"].shape == (1, text_length - 2) and sample["labels"].shape == (1, text_length - 2)
+    assert torch.equal(sample["input_ids"][0], whole[text_index]["input_ids"][0, : text_length - 2])
+    assert f"{text_length} tokens, the last 2 cut (--max-length {text_length - 2})" in caplog.text
+    assert "train.jsonl:" in caplog.text  # names the file and line
+    visual = SupervisedDataset(records, processor, max_length=8)  # the image's placeholders reach past token 8
+    assert visual[0] is None and image_length > 8
+    assert "past --max-length 8" in visual.failures["img0"] and "its visual tokens end at" in visual.failures["img0"]
+
+
+def test_attention_implementation_and_per_group_rates_reach_the_run(dataset_file, tmp_path, caplog):
+    from tempflex.cli import main
+
+    output = tmp_path / "eager"
+    command = ["train", "--stage", "2", "--model", "tiny", "--data", str(dataset_file), "--output", str(output)]
+    assert main([*command, "--max-steps", "2", "--grad-accum", "1", "--attn-implementation", "eager"]) == 0
+    assert "distributed: none, 1 process, cpu; float32 weights; attention eager" in caplog.text
+    lines = [json.loads(line) for line in (output / "loss.jsonl").read_text().splitlines() if '"loss"' in line]
+    rates = {k for k in lines[-1] if k.startswith("lr/")}
+    assert rates == {"lr/vision_tower", "lr/merger", "lr/language_model"}  # each group at its own rate
+    assert lines[-1]["lr/language_model"] == 5 * lines[-1]["lr/vision_tower"]  # 1e-5 vs 2e-6 in the recipe

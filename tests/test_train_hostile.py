@@ -213,3 +213,16 @@ def test_cli_reports_skipped_samples_and_the_failure_share(tmp_path, capsys):
     with pytest.raises(TooManyFailuresError, match=message):
         run_training(args)
     assert (tmp_path / "strict" / "failures.json").exists()
+
+
+def test_worker_processes_report_failures_and_old_checkpoints_are_removed(processor, tmp_path):
+    """A corrupt video met inside a DataLoader worker still reaches failures.json (workers hold copies of the
+    dataset); --save-total-limit 2 keeps the two newest checkpoints."""
+    corrupt_video(tmp_path, "x")
+    lines = [image_record(tmp_path, 0), video_record("x"), image_record(tmp_path, 1), image_record(tmp_path, 2)]
+    data = write_jsonl(tmp_path / "train.jsonl", lines)
+    trainer = run(processor, load_records(data), tmp_path / "out", batch_size=1, max_steps=4, num_workers=1,
+                  save_steps=1, save_total_limit=2)  # fmt: skip
+    failures = json.loads((tmp_path / "out" / "failures.json").read_text())
+    assert [f["line"] for f in failures] == [2] and trainer.failures == failures
+    assert sorted(p.name for p in (tmp_path / "out").glob("checkpoint-*")) == ["checkpoint-3", "checkpoint-4"]

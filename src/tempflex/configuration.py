@@ -157,6 +157,9 @@ class TempFlexConfig(PreTrainedConfig):
     """
 
     model_type: ClassVar[str] = "tempflex"
+    # FSDP2 (train.engines): the LM brings its own plan (one group per decoder layer); the vision tower, TFF and
+    # merger stay in the root group. transformers' default plan names a text model's modules, which we do not have.
+    base_model_fsdp_plan: ClassVar[dict[str, str]] = {}
     sub_configs_defaults: ClassVar[dict[str, SubConfigSpec]] = {
         "vision_config": SubConfigSpec(config_class=Siglip2VisionConfig),
         "text_config": SubConfigSpec(config_class=AutoConfig, model_type="qwen3"),

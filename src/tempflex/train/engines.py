@@ -85,7 +85,8 @@ def load_for_fsdp2(spec: Any, **load_options: Any) -> tuple[torch.nn.Module, Any
 
 
 def describe_engine(trainer: Any) -> str:
-    """One line naming the engine the Trainer actually uses, e.g. ``distributed: fsdp2, 2 processes, gloo``."""
+    """One line naming the engine the Trainer actually uses, its precision and the LLM's attention, e.g.
+    ``distributed: fsdp2, 2 processes, gloo; autocast bf16 over float32 weights; attention sdpa``."""
     processes = trainer.args.world_size
     backend = torch.distributed.get_backend() if torch.distributed.is_initialized() else trainer.args.device.type
     if trainer.is_deepspeed_enabled:
@@ -101,7 +102,8 @@ def describe_engine(trainer: Any) -> str:
     precision = trainer.accelerator.mixed_precision
     dtype = str(next(trainer.model.parameters()).dtype).removeprefix("torch.")
     mixed = f"autocast {precision} over {dtype} weights" if precision != "no" else f"{dtype} weights"
-    return f"distributed: {engine}, {processes} {plural}, {backend}; {mixed}"
+    attention = trainer.model.config.text_config._attn_implementation
+    return f"distributed: {engine}, {processes} {plural}, {backend}; {mixed}; attention {attention}"
 
 
 def training_arguments(
