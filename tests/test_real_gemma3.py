@@ -77,12 +77,18 @@ def test_text_logits_equal_the_plain_llm_in_float32(assembled, plain_llm):
     model, processor = assembled
     ids = _ids(processor)
     with torch.no_grad():
-        ours, reference = model(input_ids=ids).logits, plain_llm(input_ids=ids).logits
+        ours_out = model(input_ids=ids, output_hidden_states=True)
+        reference_out = plain_llm(input_ids=ids, output_hidden_states=True)
+    ours, reference = ours_out.logits, reference_out.logits
     assert ours.shape[-1] == VOCAB + 64
-    assert (ours[..., :VOCAB] - reference).abs().max().item() == 0
+    for mine, theirs in zip(ours_out.hidden_states, reference_out.hidden_states, strict=True):
+        assert torch.equal(mine, theirs)  # every layer bit for bit
+    # The head multiplies by 64 more embedding rows: on some CPUs (seen on a Xeon, not on Zen 4) the fp32 GEMM then
+    # blocks the sum differently, which moves logits of magnitude ~20 by float32 rounding (measured 2.5e-5).
+    assert (ours[..., :VOCAB] - reference).abs().max().item() <= 1e-4
     assert torch.isneginf(ours[..., VOCAB:]).all()  # input-only rows: never generated, no probability mass
     log_probs = torch.log_softmax(ours, -1)[..., :VOCAB]
-    assert torch.allclose(log_probs, torch.log_softmax(reference, -1), rtol=0, atol=1e-6)
+    assert torch.allclose(log_probs, torch.log_softmax(reference, -1), rtol=0, atol=1e-4)
     labels = ids.clone()
     assert torch.allclose(model(input_ids=ids, labels=labels).loss, plain_llm(input_ids=ids, labels=labels).loss)
 
