@@ -358,3 +358,24 @@ def test_attention_implementation_and_per_group_rates_reach_the_run(dataset_file
     rates = {k for k in lines[-1] if k.startswith("lr/")}
     assert rates == {"lr/vision_tower", "lr/merger", "lr/language_model"}  # each group at its own rate
     assert lines[-1]["lr/language_model"] == 5 * lines[-1]["lr/vision_tower"]  # 1e-5 vs 2e-6 in the recipe
+
+
+def test_cached_vision_features_train_stage_3_exactly_as_without(processor, dataset_file, tmp_path):
+    """Two epochs of stage 3 over images and videos: the frozen tower's features come from the store in the second
+    epoch, and the trained TFF and merger equal those of the run that encoded every frame each time."""
+    records = [pair for pair in load_records(dataset_file) if pair[0]["id"] in ("img0", "img1", "vid0", "vid1")]
+    stage = dataclasses.replace(load_stage(3), trainable={"temporal_fusion": 1e-3, "merger": 1e-3})
+    weights = []
+    for cache in (False, True):
+        torch.manual_seed(0)
+        model = TempFlexForConditionalGeneration(CONFIG)
+        store = {} if cache else False
+        train(model, processor, stage, records, settings(tmp_path / str(cache), max_steps=8, batch_size=1,
+                                                         shuffle=False, cache_vision_features=store))  # fmt: skip
+        weights.append(model.state_dict())
+        assert model.vision_tower.feature_store is None  # the run's store is detached at the end
+    assert len(store) > 0
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    with pytest.raises(ValueError, match="needs a frozen vision tower, but stage 'image-instruction' trains it"):
+        train(TempFlexForConditionalGeneration(CONFIG), processor, load_stage(2), records,
+              settings(tmp_path / "refused", max_steps=1, cache_vision_features=True))  # fmt: skip

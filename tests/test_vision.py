@@ -109,3 +109,28 @@ def test_errors_name_what_is_wrong():
         VisionTower(tiny_config(), attn_implementation="flex")
     with pytest.raises(ValueError, match="Flash Attention 2"):  # transformers' own word, until its SigLIP2 has it
         VisionTower(tiny_config(), attn_implementation="flash_attention_2")
+
+
+def test_a_frozen_tower_encodes_each_frame_once_with_a_feature_store():
+    torch.manual_seed(0)
+    tower = VisionTower(tiny_config())
+    calls = []
+    tower.encoder_model.register_forward_hook(lambda module, args, kwargs_or_out: calls.append(1))
+    clips = [torch.rand(3, 3, 32, 48), torch.rand(1, 3, 64, 32)]
+    patches, grids = torch.cat([patchify(c, 16) for c in clips]), [(3, 2, 3), (1, 4, 2)]
+    plain = tower(patches, grids)
+    store: dict = {}
+    tower.cache_features(store)
+    tower(patches, grids)  # trainable: the store is neither read nor written
+    assert not store
+    tower.requires_grad_(False)
+    first = tower(patches, grids)
+    calls.clear()
+    again = tower(patches, grids)
+    assert not calls and len(store) == 4  # four frames, none encoded again
+    for a, b, c in zip(plain, first, again, strict=True):
+        assert torch.equal(a, b) and torch.equal(b, c)
+    changed = patches.clone()
+    changed[0, 0] += 1  # one value of the first frame: only that frame is encoded anew
+    tower(changed, grids)
+    assert len(calls) == 1 and len(store) == 5

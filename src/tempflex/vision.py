@@ -29,12 +29,20 @@ Example::
 Attention: ``attn_implementation`` is ``"sdpa"`` (default) or ``"eager"``; ``"flash_attention_2"`` is passed
 to transformers when its SigLIP2 supports it (transformers 5.24's does not, and says so).
 
+Frozen towers (the paper's stage 3 trains only TFF and the merger): ``tower.cache_features(store)`` keeps each
+frame's features in ``store`` keyed by the frame's size and a BLAKE2b digest of its patch values, and a frame met
+again (the next epoch, a second variant over the same clips) is not encoded again. The cache is read and written
+only while no tower parameter requires a gradient, so it is exact: a frozen tower gives the same features for the
+same pixels (SigLIP2 has no dropout), and a trainable one always runs. ``train(..., TrainSettings(
+cache_vision_features=True))`` turns it on for one run.
+
 Command: ``python benchmarks/encoder_packing.py`` prints the padding waste and the time against encoding
 each clip alone.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import torch
@@ -117,6 +125,15 @@ class VisionTower(nn.Module):
         self.encoder_model = encoder_model
         self.max_padding = max_padding
         self.max_batch_tokens = max_batch_tokens
+        self.feature_store: dict | None = None
+
+    def cache_features(self, store: dict | None) -> None:
+        """Keep frame features in ``store`` while the tower is frozen (see the module docstring); ``None`` stops."""
+        self.feature_store = store
+
+    def _frame_key(self, sequence: torch.Tensor, shape: tuple[int, int]) -> tuple:
+        values = sequence.detach().to("cpu", torch.float32).contiguous().numpy()
+        return (*shape, str(sequence.dtype), hashlib.blake2b(values.tobytes(), digest_size=16).digest())
 
     @classmethod
     def from_model(cls, model: Siglip2VisionModel, **kwargs: object) -> VisionTower:
@@ -150,10 +167,23 @@ class VisionTower(nn.Module):
         lengths = [h * w for h, w in shapes]
         sequences = torch.split(patches, lengths)  # each [h*w, p*p*C]
         outputs: list[torch.Tensor | None] = [None] * len(sequences)
-        for bucket in plan_buckets(lengths, max_padding=self.max_padding, max_batch_tokens=self.max_batch_tokens):
-            hidden = self._encode_batch([sequences[i] for i in bucket], [shapes[i] for i in bucket])
-            for row, index in enumerate(bucket):
+        store = self.feature_store
+        if store is not None and any(p.requires_grad for p in self.parameters()):
+            store = None  # a trainable tower's features change with every step
+        keys: list[tuple] = []
+        if store is not None:
+            keys = [self._frame_key(seq, shape) for seq, shape in zip(sequences, shapes, strict=True)]
+            for index, key in enumerate(keys):
+                outputs[index] = store.get(key)
+        todo = [i for i, output in enumerate(outputs) if output is None]
+        todo_lengths = [lengths[i] for i in todo]
+        for bucket in plan_buckets(todo_lengths, max_padding=self.max_padding, max_batch_tokens=self.max_batch_tokens):
+            frames = [todo[i] for i in bucket]
+            hidden = self._encode_batch([sequences[i] for i in frames], [shapes[i] for i in frames])
+            for row, index in enumerate(frames):
                 outputs[index] = hidden[row, : lengths[index]]  # [h*w, D]
+                if store is not None:
+                    store[keys[index]] = outputs[index].detach()
         features, start = [], 0
         for frames, _, _ in grids:
             features.append(torch.stack(outputs[start : start + frames]))  # [F, h*w, D]

@@ -53,6 +53,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     engine.add_argument("--attn-implementation", help="the LLM's attention: sdpa (default), eager, flash_attention_2")
     engine.add_argument("--gradient-checkpointing", action="store_true", help="recompute activations in backward")
     engine.add_argument("--lora", type=int, metavar="RANK", help="LoRA adapters of this rank on the LLM (merged)")
+    engine.add_argument(
+        "--cache-vision-features", action="store_true", help="a stage with a frozen vision tower (stage 3) encodes "
+        "each frame once and reuses its features in later epochs (exact)"
+    )  # fmt: skip
     runs = parser.add_argument_group("checkpoints and logs")
     runs.add_argument("--save-steps", type=int, help="write a resumable checkpoint every N steps")
     runs.add_argument("--save-total-limit", type=int, help="keep only the newest N checkpoints")
@@ -93,6 +97,7 @@ def settings_from_args(args: argparse.Namespace) -> object:
         lora={"r": args.lora} if args.lora else None,
         shuffle=not args.no_shuffle,
         max_failure_share=args.max_failure_share,
+        cache_vision_features=args.cache_vision_features,
     )
 
 

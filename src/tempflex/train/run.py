@@ -111,6 +111,8 @@ def train(
     output_dir = Path(settings.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     apply_stage(model, stage)
+    if settings.cache_vision_features is not False and "vision_tower" in stage.trainable:
+        raise ValueError(f"--cache-vision-features needs a frozen vision tower, but stage {stage.name!r} trains it")
     if settings.lora is not None:
         from tempflex.train.lora import apply_lora
 
@@ -163,6 +165,9 @@ def train(
     checkpoint = latest_checkpoint(output_dir) if settings.resume else None
     if settings.resume and checkpoint is None:
         logger.warning("no complete checkpoint in %s: starting from the beginning", output_dir)
+    if settings.cache_vision_features is not False:
+        store = settings.cache_vision_features if isinstance(settings.cache_vision_features, dict) else {}
+        model.vision_tower.cache_features(store)
     try:
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     except TooManyFailuresError as error:
@@ -171,6 +176,8 @@ def train(
     except BaseException:  # an interrupted or crashed run still says which samples it skipped
         write_failures(_merged(earlier, dataset.failures), output_dir)
         raise
+    finally:
+        model.vision_tower.cache_features(None)
     trainer.failures = _merged(earlier, dataset.failures)
     if settings.lora is not None:
         from tempflex.train.lora import merge_lora

@@ -48,6 +48,9 @@ class TrainSettings:
     - ``lora``: PEFT ``LoraConfig`` arguments for the LLM (merged at the end). ``shuffle=False``: records in order
       (under torchrun, rank r takes every r-th batch). ``cache``: keep processed samples in this dict across runs.
     - ``max_failure_share``: stop (``TooManyFailuresError``) once more than this share of the samples failed.
+    - ``cache_vision_features``: a stage that freezes the vision tower (the paper's stage 3) encodes each frame once
+      and reuses its features in later epochs (``VisionTower.cache_features``; exact). ``True``: a store for this
+      run; a dict: that store, shared with other runs over the same clips and the same frozen tower.
     """
 
     output_dir: str | Path
@@ -73,6 +76,7 @@ class TrainSettings:
     shuffle: bool = True
     cache: dict | None = None
     max_failure_share: float = 0.5
+    cache_vision_features: bool | dict = False
 
     def __post_init__(self) -> None:
         if self.mixed_precision not in MIXED_PRECISION:
