@@ -84,7 +84,6 @@ def settings_from_args(args: argparse.Namespace) -> object:
         packing=args.packing,
         max_length=args.max_length,
         mixed_precision="bf16" if args.bf16 else "fp16" if args.fp16 else "no",
-        attn_implementation=args.attn_implementation,
         gradient_checkpointing=args.gradient_checkpointing,
         deepspeed=args.deepspeed,
         fsdp=args.fsdp,

@@ -317,8 +317,7 @@ class SupervisedDataset:
             self._fail(index, sample_id, str(error))
             return None
         output.pop("assistant_masks", None)
-        length = output["input_ids"].shape[-1]
-        if self.max_length is not None and length > self.max_length:
+        if self.max_length is not None and output["input_ids"].shape[-1] > self.max_length:
             reason = self._truncate(output, index, sample_id)
             if reason is not None:
                 self._fail(index, sample_id, reason)
@@ -345,10 +344,9 @@ class SupervisedDataset:
         for key in ("input_ids", "attention_mask", "labels"):
             if key in output:
                 output[key] = output[key][:, : self.max_length]  # [1, L] -> [1, max_length]
-        where = ":".join(str(v) for k, v in locate(self.records[index]).items() if k in ("file", "line", "index"))
         logger.warning(
             "sample %s%s: %d tokens, the last %d cut (--max-length %d)",
-            sample_id, f" ({where})" if where else "", length, length - self.max_length, self.max_length,
+            sample_id, _where(locate(self.records[index])), length, length - self.max_length, self.max_length,
         )  # fmt: skip
         return None
 
@@ -360,9 +358,14 @@ def _failure(pair: tuple, reason: str) -> dict:
     return {**known, **locate(pair), "reason": reason}
 
 
+def _where(location: dict) -> str:
+    """`` (file:line)`` / `` (index)`` of a record's location for a log line, or ``""`` when it has none."""
+    where = ":".join(str(location[k]) for k in ("file", "line", "index") if k in location)
+    return f" ({where})" if where else ""
+
+
 def _log_failure(sample_id: str, failure: dict) -> None:
-    where = ":".join(str(failure[k]) for k in ("file", "line", "index") if k in failure)
-    logger.warning("skipping sample %s%s: %s", sample_id, f" ({where})" if where else "", failure["reason"])
+    logger.warning("skipping sample %s%s: %s", sample_id, _where(failure), failure["reason"])
 
 
 class TooManyFailuresError(ValueError):

@@ -132,7 +132,7 @@ def train(
     except TooManyFailuresError as error:
         raise TooManyFailuresError(f"{error}: see {write_failures(dataset.failures, output_dir)}") from None
     pad_id = processor.tokenizer.pad_token_id
-    attention = settings.attn_implementation or model.config.text_config._attn_implementation
+    attention = model.config.text_config._attn_implementation  # as loaded (tempflex.load's attn_implementation)
     if settings.packing:  # FlashAttention separates samples by position ids only within one row
         collator = PackingCollator(pad_id, settings.max_length, one_row=attention not in ("sdpa", "eager"))
     else:

@@ -33,12 +33,11 @@ class TrainSettings:
     - ``batch_size``: samples (or packed rows) per process and micro-step. ``global_batch`` /
       ``gradient_accumulation_steps``: see ``batch_plan`` (default: the recipe's global batch).
     - ``packing``: pack whole samples into rows of ``max_length`` tokens (one row per micro-batch under
-      FlashAttention, see ``collate.PackingCollator``). ``max_length``: the longest sample kept whole; a longer one
+      FlashAttention, read from the model as loaded: ``tempflex.load(..., attn_implementation=...)``, see
+      ``collate.PackingCollator``). ``max_length``: the longest sample kept whole; a longer one
       loses its tail tokens when all its visual tokens come before the cut, else it is skipped (both logged).
     - ``mixed_precision``: ``"bf16"`` / ``"fp16"`` autocast over fp32 master weights (DeepSpeed configs take it
       from here too); ``"no"`` trains in the weights' own dtype.
-    - ``attn_implementation``: the LLM's attention (``sdpa``, ``eager``, ``flash_attention_2``); packed rows are
-      kept apart for each.
     - ``deepspeed``: a DeepSpeed config path (``"zero2"``: the shipped ZeRO-2 one). ``fsdp``: shard with FSDP2
       (``fully_shard``; the model must come in through ``engines.load_for_fsdp2``). ``gradient_checkpointing``:
       recompute activations in backward (vision, TFF and LM layers).
@@ -61,7 +60,6 @@ class TrainSettings:
     packing: bool = False
     max_length: int = 8192
     mixed_precision: str = "no"
-    attn_implementation: str | None = None
     gradient_checkpointing: bool = False
     deepspeed: str | None = None
     fsdp: bool = False
