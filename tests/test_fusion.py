@@ -220,3 +220,16 @@ def test_bf16_runs_the_memory_path_in_float32():
     half = tff.to(torch.bfloat16)(x.to(torch.bfloat16))
     assert half.dtype == torch.bfloat16
     assert relative_error(half.float(), full.double()) < 5e-2
+
+
+@pytest.mark.parametrize("batch, patches", [(2, 5), (1, 1)], ids=["per-frame matrices", "weighted copies"])
+def test_both_forms_of_the_periodic_path_match_equation_3(batch, patches):
+    # D = 12 against B*P*K = 50 (the per-frame D x D matrices) or 5 (the K cosine-weighted copies of x)
+    layer = fusion.TemporalFiberFusionLayer(12, kernel_hidden=4, ffn_hidden=4, paths=("periodic",))
+    randomise(layer, seed=3)
+    x = torch.randn(batch, 7, patches, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    blocks = layer.periodic_proj.weight.detach().double().split(12, dim=1)  # W_w for each frequency
+    pairs = list(zip(layer.frequencies, blocks, strict=True))
+    terms = [[math.cos(2 * math.pi * w * f / 7) * (x[:, f] @ W.T) for w, W in pairs] for f in range(7)]
+    expected = torch.stack([sum(frame_terms) for frame_terms in terms], dim=1)
+    assert torch.allclose(layer.double().periodic_view(x), expected, rtol=1e-12, atol=1e-12)

@@ -10,7 +10,8 @@ For a fixed patch p the slice ``x[:, :, p]`` is a *temporal fiber*. Each layer c
   ``a_f = sigmoid(W_a x_f)``, computed exactly (``gated_memory_scan``). The authors' code uses a non-causal
   cumprod/cumsum formula that is not this recurrence; we follow the paper;
 - periodic path (eq. 3): ``P_f = sum_w cos(2 pi w f / F) W_w x_f`` over the frequencies (default
-  {1, 2, 4, 8, 16}) with learned ``W_w`` (the authors' code has none), as one fused matmul;
+  {1, 2, 4, 8, 16}) with learned ``W_w`` (the authors' code has none), applied as one D x D matrix per frame
+  (``periodic_view``);
 - fusion (eq. 4): ``y = sum_i beta_i * view_i`` with ``beta = softmax(W_beta mean_f x)`` per fiber, then the
   frame context ``c_f = mean_p y_{f,p}`` is broadcast back with a learnable scale: ``y += gamma * c_f``;
 - residual refinement (eq. 5): ``z = x + LayerNorm(y + FFN(y))`` with ``FFN(z) = GLU(W_2 GELU(W_1 z))``.
@@ -200,13 +201,31 @@ class TemporalFiberFusionLayer(nn.Module):
         )
         return memory.reshape(batch, frames, patches, dim).to(x.dtype)  # [B, F, P, D]
 
-    def periodic_view(self, x: torch.Tensor) -> torch.Tensor:
-        """Eq. (3): ``sum_w cos(2 pi w f / F) W_w x_f`` as one matmul."""
-        frames = x.shape[1]
+    def periodic_cosines(self, frames: int, like: torch.Tensor) -> torch.Tensor:
+        """``cos(2 pi w f / F)`` for every frame and frequency, ``[F, K]`` in ``like``'s dtype and device."""
         # (w * f) mod F in exact integers on the host, cos in float64 there (a tiny [F, K] table; MPS has no
-        # float64): no device-to-host sync, then one copy to the device in x's dtype.
+        # float64): no device-to-host sync, then one copy to the device.
         steps = (torch.arange(frames)[:, None] * torch.tensor(self.frequencies)[None, :]) % frames  # [F, K]
-        cosines = torch.cos(2 * math.pi * steps.double() / frames).to(device=x.device, dtype=x.dtype)  # [F, K]
+        return torch.cos(2 * math.pi * steps.double() / frames).to(device=like.device, dtype=like.dtype)
+
+    def periodic_view(self, x: torch.Tensor) -> torch.Tensor:
+        """Eq. (3): ``P_f = sum_w cos(2 pi w f / F) W_w x_f``, in the cheaper of two exact forms.
+
+        The cosines depend on the frame only, so ``P_f = M_f x_f`` with one ``D x D`` matrix per frame,
+        ``M_f = sum_w cos(2 pi w f / F) W_w`` (``F K D^2`` work to build, ``N D^2`` to apply over the ``N = B F P``
+        positions), where the direct form applies ``[W_w1 | ... | W_wK]`` to ``K`` cosine-weighted copies of
+        ``x`` (``N K D^2`` work, ``N K D`` memory). The per-frame form is used when its matrices take no more
+        memory than the direct form's copies (``F D^2 <= N K D``, i.e. ``D <= B P K``): always fewer FLOPs then.
+        Otherwise (a very wide model on few patches) the direct form runs.
+        """
+        batch, frames, patches, dim = x.shape
+        cosines = self.periodic_cosines(frames, x)  # [F, K]
+        if dim <= batch * patches * len(self.frequencies):
+            weights = self.periodic_proj.weight.unflatten(1, (len(self.frequencies), dim))  # [D_out, K, D_in]
+            per_frame = torch.einsum("fk,okd->fdo", cosines, weights.to(x.dtype))  # [F, D_in, D_out], M_f^T
+            by_frame = x.transpose(0, 1).reshape(frames, batch * patches, dim)  # [F, B*P, D_in]
+            periodic = torch.bmm(by_frame, per_frame)  # [F, B*P, D_out]: one GEMM per frame, not per (b, f)
+            return periodic.view(frames, batch, patches, dim).transpose(0, 1)  # [B, F, P, D]
         weighted = cosines[None, :, None, :, None] * x.unsqueeze(-2)  # [B, F, P, K, D]
         return self.periodic_proj(weighted.flatten(-2))  # [B, F, P, K*D] -> [B, F, P, D]
 
