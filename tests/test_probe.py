@@ -191,6 +191,39 @@ def test_evaluate_scores_the_highest_option_letter_in_padded_batches(tmp_path):
     )
 
 
+def test_several_models_read_each_clip_once_and_score_as_alone(tmp_path):
+    import torch
+
+    from tempflex import TempFlexConfig, TempFlexForConditionalGeneration, TempFlexProcessor
+    from tempflex.evaluation.option_logits import predict_letters, predict_letters_many
+    from tempflex.probe.dataset import generate_probe
+    from tempflex.tokenization import build_tiny_tokenizer
+    from tempflex.train.data import load_annotations
+
+    generate_probe(tmp_path, per_task=4, tasks=("blink_frequency", "static_colour"))
+    records = load_annotations(tmp_path / "train.jsonl")
+    config = TempFlexConfig.from_preset("tiny")
+    processor = TempFlexProcessor.for_model(config, build_tiny_tokenizer())
+    models = {}
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        models[seed] = TempFlexForConditionalGeneration(config).eval()
+    alone = {seed: predict_letters(model, processor, records, tmp_path, batch_size=4) for seed, model in models.items()}
+    assert alone[0] != alone[1]  # two different models, so sharing a batch could show
+    cache: dict = {}
+    assert predict_letters_many(models, processor, records, tmp_path, batch_size=4, cache=cache) == alone
+    assert len(cache) == len(records)  # each record processed once for both models
+    # models that share a frozen tower (the demo's variants of one seed) may share its frame features
+    twin = TempFlexForConditionalGeneration(config).eval()
+    twin.load_state_dict(models[0].state_dict())
+    store: dict = {}
+    for model in (models[0], twin):
+        model.vision_tower.requires_grad_(False)
+        model.vision_tower.cache_features(store)
+    shared = predict_letters_many({"a": models[0], "b": twin}, processor, records, tmp_path, batch_size=4)
+    assert shared == {"a": alone[0], "b": alone[0]} and len(store) == 16 * len(records)
+
+
 @pytest.mark.parametrize(("task", "colour"), [("blink_count", "yellow"), ("blink_frequency", "green")])
 def test_flash_tasks_light_the_same_pixels_in_total_whatever_the_answer(task, colour):
     """The clip's mean frame (what pooling all frames at once keeps) is the same for every answer."""

@@ -67,8 +67,8 @@ def _demo(args: argparse.Namespace) -> int:
     from tempflex.probe.demo import run_demo, settings_from
 
     settings = settings_from(
-        args.quick, seeds=args.seeds, temporal_steps=args.steps, align_steps=args.align_steps,
-        reading_steps=args.reading_steps, per_task=args.per_task,
+        args.quick, seeds=args.seeds, seed_offset=args.seed_offset, temporal_steps=args.steps,
+        align_steps=args.align_steps, reading_steps=args.reading_steps, per_task=args.per_task, workers=args.workers,
     )  # fmt: skip
     if args.frames_to_llm is not None:  # 0: every frame reaches the LM
         settings = replace(settings, frames_to_llm=args.frames_to_llm or None)
@@ -111,12 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     generate.set_defaults(run=_probe_generate)
     demo = commands.add_parser("demo", help="train a tiny TempFlex on the probe on this CPU: TFF ablation tables")
     demo.add_argument("--out", default="tempflex-demo", help="output folder (default: tempflex-demo)")
-    demo.add_argument("--quick", action="store_true", help="a smoke run at toy sizes (~15 s)")
-    demo.add_argument("--seeds", type=int, help="training seeds per variant (default 2)")
-    demo.add_argument("--steps", type=int, help="optimiser steps of each TFF variant (default 250)")
-    demo.add_argument("--align-steps", type=int, help="steps of the shared align stage per seed (default 150)")
-    demo.add_argument("--reading-steps", type=int, help="steps per image encoding strategy (default 200)")
-    demo.add_argument("--per-task", type=int, help="probe clips per task, a quarter held out (default 150)")
+    demo.add_argument("--quick", action="store_true", help="a smoke run at toy sizes (~30 s)")
+    demo.add_argument("--seeds", type=int, help="training seeds per variant (default 3)")
+    demo.add_argument("--seed-offset", type=int, help="first seed (default 0; 3 gives seeds 3-5)")
+    demo.add_argument("--steps", type=int, help="optimiser steps of each TFF variant (default 300)")
+    demo.add_argument("--align-steps", type=int, help="steps of the shared align stage per seed (default 200)")
+    demo.add_argument("--reading-steps", type=int, help="steps per image encoding strategy (default 400)")
+    demo.add_argument("--per-task", type=int, help="probe clips per task, two thirds held out (default 384)")
+    demo.add_argument("--workers", type=int, help="processes side by side (default 2; threads split the cores)")
     demo.add_argument("--frames-to-llm", type=int, help="frames left after pooling, 0 for all (default 2)")
     demo.set_defaults(run=_demo)
     from tempflex.synth.cli import add_synth_commands  # imports only argparse; the synth extra loads per command

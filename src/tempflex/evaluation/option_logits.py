@@ -13,6 +13,7 @@ dict) keeps the processed prompts for scoring several models on the same records
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ import torch
 from tempflex.batching import pad_right
 from tempflex.records import LETTERS, to_messages
 
-__all__ = ["predict_letters"]
+__all__ = ["predict_letters", "predict_letters_many"]
 
 
 def _letter_ids(tokenizer: Any, count: int) -> list[int]:
@@ -42,7 +43,6 @@ def _prompt_inputs(processor: Any, record: dict, media_root: Path) -> dict:
     return dict(inputs)
 
 
-@torch.no_grad()
 def predict_letters(
     model: Any,
     processor: Any,
@@ -53,9 +53,26 @@ def predict_letters(
     cache: dict | None = None,
 ) -> list[str]:
     """The option letter the model scores highest for each record, in order."""
-    model.eval()
+    scored = predict_letters_many({"model": model}, processor, records, media_root, batch_size=batch_size, cache=cache)
+    return scored["model"]
+
+
+@torch.no_grad()
+def predict_letters_many(
+    models: Mapping[str, Any],
+    processor: Any,
+    records: list[dict],
+    media_root: str | Path,
+    *,
+    batch_size: int = 32,
+    cache: dict | None = None,
+) -> dict[str, list[str]]:
+    """``predict_letters`` for several models sharing one processor: each batch is decoded and processed once,
+    then read by every model (``tempflex demo`` scores its five TFF variants per seed this way)."""
+    for model in models.values():
+        model.eval()
     letter_ids = {count: _letter_ids(processor.tokenizer, count) for count in {len(r["options"]) for r in records}}
-    predictions = []
+    predictions: dict[str, list[str]] = {name: [] for name in models}
     for start in range(0, len(records), batch_size):
         chunk = records[start : start + batch_size]
         samples = []
@@ -68,11 +85,12 @@ def predict_letters(
             if cache is not None:
                 cache[key] = sample
             samples.append(sample)
-        batch = pad_right(samples, processor.tokenizer.pad_token_id)
-        batch = {k: v.to(model.device) for k, v in batch.items()}
-        logits = model(**batch).logits  # [B, L, V]
-        last = batch["attention_mask"].sum(dim=1) - 1  # [B], each row's last real token
-        final = logits[torch.arange(len(chunk), device=logits.device), last]  # [B, V]
-        for record, row in zip(chunk, final, strict=True):
-            predictions.append(LETTERS[int(row[letter_ids[len(record["options"])]].argmax())])
+        padded = pad_right(samples, processor.tokenizer.pad_token_id)
+        for name, model in models.items():
+            batch = {k: v.to(model.device) for k, v in padded.items()}
+            logits = model(**batch).logits  # [B, L, V]
+            last = batch["attention_mask"].sum(dim=1) - 1  # [B], each row's last real token
+            final = logits[torch.arange(len(chunk), device=logits.device), last]  # [B, V]
+            for record, row in zip(chunk, final, strict=True):
+                predictions[name].append(LETTERS[int(row[letter_ids[len(record["options"])]].argmax())])
     return predictions

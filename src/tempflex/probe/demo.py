@@ -2,19 +2,26 @@
 
 Command::
 
-    tempflex demo --out demo            # ~10 min on 2 CPU cores; demo/results.{md,json}, demo/accuracy.png
-    tempflex demo --out demo --quick    # ~15 s smoke run (too few steps to learn; checks the plumbing)
+    tempflex demo --out demo                   # ~9 min on 2 CPU cores; demo/results.{md,json}, demo/accuracy.png
+    tempflex demo --out demo --seed-offset 3   # the same with seeds 3-5: do the calls hold?
+    tempflex demo --out demo --quick           # ~30 s smoke run (too few steps to learn; checks the plumbing)
 
-What it does, in order:
+What it does:
 
-1. writes the temporal probe (``probe.dataset``) and the digit-reading images (``probe.reading``) under ``OUT``;
-2. for each seed, trains the ``tiny`` preset through two stages adapted to a CPU:
-   ``align`` (TFF off; vision tower, merger and LM learn the probe, as the paper's stages 1-2 build a
-   single-frame model) and then, from those weights, ``temporal`` once per Table-4 variant (no TFF, each
-   fiber removed, full TFF; TFF starts as the identity, as in the paper's stage 3) for the same number of
-   steps; every variant is scored on the held-out split;
-3. trains one model per image encoding strategy (native / fixed / tiled) on the reading task;
-4. prints and writes the tables (markdown, JSON) and a bar chart (PNG).
+1. writes the temporal probe (``probe.dataset``; 320 clips per task, 192 of them held out) and the digit-reading
+   images (``probe.reading``) under ``OUT``;
+2. for each seed (3 by default), trains the ``tiny`` preset through two stages adapted to a CPU: ``align`` (TFF
+   off; vision tower, merger and LM learn the probe, as the paper's stages 1-2 build a single-frame model), then,
+   from those weights, ``temporal`` once per Table-4 variant (no TFF, each fiber removed, full TFF) for the same
+   number of steps. As in the paper's stage 3 the vision tower is frozen there and TFF starts as the identity;
+   the merger and the LM keep learning (with the LM frozen too, no task moved in 600 steps: measured). The
+   frozen tower encodes each frame once per seed (``--cache-vision-features``, shared by the five variants);
+3. scores the five variants of a seed in one pass over the held-out clips (each decoded once);
+4. trains one model per image encoding strategy (native / fixed / tiled) on the reading task;
+5. prints and writes the tables (markdown, JSON) and a bar chart (PNG).
+
+The units run in ``workers`` processes side by side (2, one torch thread each: on 2 cores, two 1-thread
+processes train 1.6x as many steps per second as one 2-thread process, measured), longest first.
 
 Frames are average-pooled before the LM, as the official pipeline pools after TFF (64 -> 32 frames); here 16
 frames become ``frames_to_llm`` = 2 windows of 8. Within a window the LM sees only the mean, so order inside
@@ -27,41 +34,34 @@ a short smear then a long one) and stay visible without TFF; the table shows bot
 every temporal task is at chance by construction; TFF then needs far more steps than a CPU demo has
 (measured: no temporal task above chance after 1,000 steps), so it is not the default.
 
-The tables report mean and spread (population standard deviation) over seeds and say, per task, whether full
-TFF is ahead of no TFF by more than the spreads; they never round a tie into a win. At the default budget the
-outcome is fragile: on the development machine the defaults gave full TFF 1.00 vs 0.51 on the flash rate, and
-``--align-steps 200`` gave no gain anywhere; ``--steps 1000 --seeds 3`` (34 min) put full TFF ahead beyond the
-spreads on flash count (+0.39) and rate (+0.36) (``benchmarks/README.md``).
+The tables give the mean and the 95% t interval over seeds (``probe.intervals``) and call full TFF against no TFF
+per task: ahead / behind when the intervals are apart, tied when they overlap and are both narrow (half-width
+<= 0.08), undecided otherwise. They never round a tie into a win. What the default run found, and what it could
+not decide, is in ``benchmarks/README.md`` ("tempflex demo").
 """
 
 from __future__ import annotations
 
 import json
-import logging
+import multiprocessing
+import os
 import platform
+import queue
 import resource
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from tempflex.fusion import PATHS
-from tempflex.probe.dataset import generate_probe
-from tempflex.probe.evaluate import evaluate
-from tempflex.probe.reading import STRATEGIES, generate_reading
+from tempflex.probe.intervals import interval
+from tempflex.probe.reading import STRATEGIES
 from tempflex.probe.tasks import TASKS, TEMPORAL_TASKS
-from tempflex.train.data import load_annotations
-from tempflex.train.run import load_records, train
-from tempflex.train.settings import TrainSettings
-from tempflex.train.stages import Stage
 
-__all__ = ["QUICK", "VARIANTS", "DemoSettings", "run_demo", "variant_name"]
-
-logger = logging.getLogger(__name__)
+__all__ = ["QUICK", "VARIANTS", "DemoSettings", "run_demo", "settings_from", "variant_name"]
 
 VARIANTS: tuple[tuple[str, ...], ...] = (
     (),
@@ -71,10 +71,6 @@ VARIANTS: tuple[tuple[str, ...], ...] = (
     PATHS,
 )
 """The rows of the paper's Table 4: no TFF, each single fiber removed, full TFF."""
-
-
-SINGLE_FRAME_MODULES = ("vision_tower", "merger", "language_model")
-"""What every demo stage trains; the temporal stage adds TFF at ``fusion_learning_rate``."""
 
 
 def variant_name(paths: tuple[str, ...]) -> str:
@@ -88,123 +84,132 @@ def variant_name(paths: tuple[str, ...]) -> str:
 class DemoSettings:
     """Every knob of the demo; the defaults are the full run (about 10 minutes on 2 CPU cores)."""
 
-    seeds: int = 2
-    per_task: int = 150  # probe clips per task; a quarter are held out
+    seeds: int = 3
+    seed_offset: int = 0  # seeds seed_offset .. seed_offset + seeds - 1 (a second set checks the calls' stability)
+    per_task: int = 288  # probe clips per task
+    test_fraction: float = 5 / 9  # 160 held out (128 train): a seed's score varies by <= 0.04 at chance
     align_steps: int = 150
-    temporal_steps: int = 250
-    reading_steps: int = 200
+    temporal_steps: int = 300
+    frames_to_llm: int | None = 2  # both stages pool 16 frames to 2 before the LM
+    reading_steps: int = 400
     reading_train: int = 800
     reading_test: int = 200
+    reading_scale: int = 2  # glyph pixels per font pixel (5x7 font)
+    reading_copies: tuple[int, int] = (1, 1)
     batch_size: int = 16
     learning_rate: float = 1e-3
     fusion_learning_rate: float = 3e-3  # TFF learns faster than the rest, as in the paper's stage 3
-    frames_to_llm: int | None = 2
     variants: tuple[tuple[str, ...], ...] = VARIANTS
     strategies: tuple[str, ...] = STRATEGIES
+    workers: int = 2  # processes side by side, each with cores // workers torch threads
+
+    def seed_list(self) -> list[int]:
+        """The training seeds of this run."""
+        return list(range(self.seed_offset, self.seed_offset + self.seeds))
 
 
 QUICK = DemoSettings(
-    seeds=1, per_task=8, align_steps=4, temporal_steps=4, reading_steps=4, reading_train=16, reading_test=8,
+    seeds=2, per_task=9, align_steps=4, temporal_steps=4, reading_steps=4, reading_train=16, reading_test=8,
     batch_size=4, variants=((), PATHS),
 )  # fmt: skip
-"""``--quick``: every step of the demo at toy sizes (about 15 s; too few steps to learn anything)."""
+"""``--quick``: every step of the demo at toy sizes (too few steps to learn anything; checks the plumbing)."""
 
 
-def _stage(name: str, rates: dict[str, float], fusion: bool) -> Stage:
-    return Stage(name=name, trainable=rates, use_temporal_fusion=fusion, warmup_ratio=0.05)
+def _peak_rss_mb() -> int:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # KiB on Linux
 
 
-def _model(settings: DemoSettings, paths: tuple[str, ...]) -> tuple[Any, Any]:
-    from tempflex.loading import load
+def _write_probe(settings: DemoSettings, out: Path) -> dict[str, int]:
+    from tempflex.probe.dataset import generate_probe
 
-    return load("tiny", max_frames_to_llm=settings.frames_to_llm, fusion_paths=list(paths or PATHS))
-
-
-@dataclass
-class _Progress:
-    total: int
-    report: Callable[[str], None]
-    done: int = 0
-    started: float = field(default_factory=time.perf_counter)
-
-    def step(self, what: str) -> None:
-        self.done += 1
-        elapsed = time.perf_counter() - self.started
-        self.report(f"[{self.done}/{self.total}] {what}  ({elapsed:.0f} s elapsed)")
+    return generate_probe(out / "probe", per_task=settings.per_task, test_fraction=settings.test_fraction)
 
 
-def _run_temporal(settings: DemoSettings, out: Path, progress: _Progress) -> dict[str, dict]:
-    probe = out / "probe"
-    records = load_records(probe / "train.jsonl")
-    test = load_annotations(probe / "test.jsonl")
-    train_cache: dict = {}
-    eval_cache: dict = {}
-    scores: dict[str, list[dict[str, float]]] = {variant_name(v): [] for v in settings.variants}
-    common = {"batch_size": settings.batch_size, "gradient_accumulation_steps": 1, "logging_steps": 50,
-              "cache": train_cache}  # fmt: skip
-    for seed in range(settings.seeds):
-        torch.manual_seed(seed)
-        model, processor = _model(settings, PATHS)
-        align = _stage("align", dict.fromkeys(SINGLE_FRAME_MODULES, settings.learning_rate), False)
-        progress.report(f"seed {seed}: align ({settings.align_steps} steps, TFF off)")
-        folder = out / f"runs/seed{seed}/align"
-        train(model, processor, align, records, TrainSettings(folder, settings.align_steps, seed=seed, **common))
-        aligned = {k: v for k, v in model.state_dict().items() if not k.startswith("temporal_fusion.")}
-        progress.step(f"seed {seed}: aligned")
-        for paths in settings.variants:
-            name = variant_name(paths)
-            torch.manual_seed(seed)  # the same fresh TFF weights for a variant whatever ran before it
-            model, processor = _model(settings, paths)
-            missing, unexpected = model.load_state_dict(aligned, strict=False)
-            if unexpected or any(not key.startswith("temporal_fusion.") for key in missing):
-                raise RuntimeError(f"aligned weights do not fit variant {name}: {missing} {unexpected}")
-            rates = dict.fromkeys(SINGLE_FRAME_MODULES, settings.learning_rate)
-            if paths:
-                rates["temporal_fusion"] = settings.fusion_learning_rate
-            stage = _stage("temporal", rates, bool(paths))
-            progress.report(f"seed {seed}: {name} ({settings.temporal_steps} steps)")
-            folder = out / f"runs/seed{seed}/{name.replace(' ', '_')}"
-            train(model, processor, stage, records, TrainSettings(folder, settings.temporal_steps, seed=seed, **common))
-            result = evaluate(model, processor, test, probe, cache=eval_cache)
-            scores[name].append({task: value["accuracy"] for task, value in result.items()})
-            progress.step(f"seed {seed}: {name}: {result['all']['accuracy']:.2f} on {result['all']['count']} clips")
-    return {variant_name(v): {"paths": list(v), **_summarise(scores[variant_name(v)])} for v in settings.variants}
+def _write_reading(settings: DemoSettings, out: Path) -> dict[str, int]:
+    from tempflex.probe.reading import generate_reading
+
+    return generate_reading(out / "reading", train=settings.reading_train, test=settings.reading_test,
+                            scale=settings.reading_scale, copies=settings.reading_copies)  # fmt: skip
 
 
-def _summarise(runs: list[dict[str, float]]) -> dict:
+def _loss_trend(runs: list[list[float]]) -> dict[str, float]:
+    """Mean over seeds of the last quarter's mean logged loss, and its change from the quarter before."""
+    last, before = [], []
+    for losses in runs:
+        quarter = max(1, len(losses) // 4)
+        last.append(statistics.fmean(losses[-quarter:]))
+        before.append(statistics.fmean(losses[-2 * quarter : -quarter] or losses[-quarter:]))
+    final, previous = statistics.fmean(last), statistics.fmean(before)
+    return {"final": final, "change": (final - previous) / previous if previous else 0.0}
+
+
+def _summarise(runs: list[dict[str, float]], losses: list[list[float]]) -> dict:
     tasks = [t for t in TASKS if t in runs[0]]
     for run in runs:
         run["temporal mean"] = statistics.fmean(run[t] for t in tasks if t in TEMPORAL_TASKS)
     keys = [*tasks, "temporal mean"]
-    return {
+    summary = {
         "seeds": runs,
         "mean": {k: statistics.fmean(run[k] for run in runs) for k in keys},
-        "spread": {k: statistics.pstdev([run[k] for run in runs]) for k in keys},
+        "loss": _loss_trend(losses),
     }
+    if len(runs) > 1:
+        summary["interval"] = {k: list(interval([run[k] for run in runs])) for k in keys}
+    return summary
 
 
-def _run_reading(settings: DemoSettings, out: Path, progress: _Progress) -> dict[str, dict]:
-    folder = out / "reading"
-    results = {}
-    for strategy in settings.strategies:
-        torch.manual_seed(0)
-        model, processor = _model(settings, PATHS)
-        stage = _stage("reading", dict.fromkeys(SINGLE_FRAME_MODULES, settings.learning_rate), False)
-        records = load_records(folder / f"{strategy}_train.jsonl")
-        test = load_annotations(folder / f"{strategy}_test.jsonl")
-        progress.report(f"reading: {strategy} ({settings.reading_steps} steps)")
-        run = TrainSettings(out / f"runs/reading/{strategy}", settings.reading_steps, batch_size=settings.batch_size,
-                            gradient_accumulation_steps=1, logging_steps=50, cache={})  # fmt: skip
-        train(model, processor, stage, records, run)
-        accuracy = evaluate(model, processor, test, folder)["all"]["accuracy"]
-        sample = processor.apply_chat_template(
-            [{"role": "user", "content": [{"type": "image", "image": str(folder / p)} for p in test[0]["image"]]}],
-            tokenize=True, return_dict=True,
-        )  # fmt: skip
-        tokens = sum(token == model.config.image_token_id for token in sample["input_ids"][0])
-        results[strategy] = {"accuracy": accuracy, "visual_tokens": int(tokens), "views": len(test[0]["image"])}
-        progress.step(f"reading: {strategy}: {accuracy:.2f} with {tokens} visual tokens")
-    return results
+def _run_units(settings: DemoSettings, out: Path, report: Callable[[str], None]) -> dict[str, list[dict]]:
+    """Every unit of work over ``settings.workers`` processes, each started once what it reads exists.
+
+    Writing the probe and writing the reading images run first, side by side; each seed's training starts once
+    the probe is written, its scoring once its training is done; the reading runs queue behind the seeds' training
+    (the longest units first, so that no worker is left with a whole seed at the end).
+    """
+    from tempflex.probe import demo_units
+
+    context = multiprocessing.get_context("spawn")  # no fork of a process with torch's thread pools
+    threads = max(1, (os.cpu_count() or 1) // settings.workers)
+    done: dict[str, list[dict]] = {"train": [], "score": [], "reading": []}
+    with context.Manager() as manager:
+        messages = manager.Queue()
+        with ProcessPoolExecutor(settings.workers, mp_context=context, initializer=demo_units.init_worker,
+                                 initargs=(threads,)) as pool:  # fmt: skip
+            report(f"{settings.workers} worker processes x {threads} torch thread(s)")
+            kinds: dict[Future, str] = {
+                pool.submit(_write_probe, settings, out): "probe",
+                pool.submit(_write_reading, settings, out): "reading images",
+            }
+            waiting_reading = probe_written = False
+            while kinds:
+                finished, _ = wait(list(kinds), timeout=0.5, return_when=FIRST_COMPLETED)
+                _drain(messages, report)
+                for future in finished:
+                    kind, result = kinds.pop(future), future.result()  # a failed unit stops the demo with its error
+                    if kind == "probe":
+                        report(f"probe written: {result['train']} training and {result['test']} held-out clips")
+                        for seed in settings.seed_list():
+                            kinds[pool.submit(demo_units.train_seed, settings, out, seed, messages)] = "train"
+                        probe_written = True
+                    elif kind == "reading images":
+                        waiting_reading = True
+                    else:
+                        done[kind].append(result)
+                        if kind == "train":
+                            kinds[pool.submit(demo_units.score_seed, settings, out, result["seed"], messages)] = "score"
+                if waiting_reading and probe_written:  # queued behind the seeds: the longest units start first
+                    waiting_reading = False
+                    for strategy in settings.strategies:
+                        kinds[pool.submit(demo_units.train_reading, settings, out, strategy, messages)] = "reading"
+        _drain(messages, report)
+    return done
+
+
+def _drain(messages: Any, report: Callable[[str], None]) -> None:
+    while True:
+        try:
+            report(messages.get_nowait())
+        except queue.Empty:
+            return
 
 
 def run_demo(
@@ -217,24 +222,46 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     report(f"writing the probe ({settings.per_task} clips per task) and the reading images to {out}")
-    generate_probe(out / "probe", per_task=settings.per_task)
-    generate_reading(out / "reading", train=settings.reading_train, test=settings.reading_test)
-    runs = settings.seeds * (1 + len(settings.variants)) + len(settings.strategies)
-    progress = _Progress(runs, report)
-    temporal = _run_temporal(settings, out, progress)
-    reading = _run_reading(settings, out, progress)
+    done = _run_units(settings, out, report)
+    trained = {unit["seed"]: unit for unit in done["train"]}
+    scored = sorted(done["score"], key=lambda unit: unit["seed"])
+    temporal = {}
+    for paths in settings.variants:
+        name = variant_name(paths)
+        runs = [unit["scores"][name] for unit in scored]
+        losses = [trained[unit["seed"]]["losses"][name] for unit in scored]
+        temporal[name] = {"paths": list(paths), **_summarise(runs, losses)}
+    reading = sorted(done["reading"], key=lambda unit: settings.strategies.index(unit["strategy"]))
+    workers: dict[int, int] = {}
+    for unit in [*done["train"], *done["score"], *reading]:  # each worker process's own peak
+        workers[unit["pid"]] = max(workers.get(unit["pid"], 0), unit["peak_rss_mb"])
     results = {
         "settings": {**asdict(settings), "variants": [variant_name(v) for v in settings.variants]},
         "temporal": temporal,
-        "reading": reading,
+        "temporal_test_clips": sum(1 for _ in (out / "probe" / "test.jsonl").open()) // len(TASKS),
+        "align_loss": _loss_trend([unit["losses"]["align"] for unit in trained.values()]),
+        "reading": {
+            unit["strategy"]: {
+                "accuracy": unit["accuracy"],
+                "visual_tokens": unit["visual_tokens"],
+                "views": unit["views"],
+                "loss": _loss_trend([unit["losses"]]),
+            }
+            for unit in reading
+        },
         "machine": {
             "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(),
-            "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__,
+            "cpus": os.cpu_count(),
+            "workers": settings.workers,
+            "torch_threads_per_worker": max(1, (os.cpu_count() or 1) // settings.workers),
+        },
+        "seconds": {
+            f"seed {unit['seed']} {kind}": unit["seconds"] for kind in ("train", "score") for unit in done[kind]
         },
         "wall_seconds": round(time.perf_counter() - started, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),  # KiB on Linux
+        "peak_rss_mb": _peak_rss_mb() + sum(workers.values()),  # an upper bound: every process at its own peak
+        "worker_peak_rss_mb": sorted(workers.values()),
     }
     (out / "results.json").write_text(json.dumps(results, indent=1))
     markdown = format_report(results)

@@ -8,12 +8,23 @@ highest next-token logit after the question).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tempflex.evaluation.option_logits import predict_letters
+from tempflex.evaluation.option_logits import predict_letters_many
 
-__all__ = ["evaluate"]
+__all__ = ["accuracy_by_task", "evaluate", "evaluate_many"]
+
+
+def accuracy_by_task(records: list[dict], predictions: list[str]) -> dict[str, dict[str, float]]:
+    """``{task: {"accuracy": ..., "count": ...}}`` of predicted letters against the records' answers, plus ``"all"``."""
+    hits: dict[str, list[bool]] = defaultdict(list)
+    for record, letter in zip(records, predictions, strict=True):
+        correct = letter == record["answer"]
+        hits[record["task"]].append(correct)
+        hits["all"].append(correct)
+    return {task: {"accuracy": sum(v) / len(v), "count": len(v)} for task, v in sorted(hits.items())}
 
 
 def evaluate(
@@ -26,10 +37,18 @@ def evaluate(
     cache: dict | None = None,
 ) -> dict[str, dict[str, float]]:
     """``{task: {"accuracy": ..., "count": ...}}`` over the records, plus ``"all"``."""
-    predictions = predict_letters(model, processor, records, media_root, batch_size=batch_size, cache=cache)
-    hits: dict[str, list[bool]] = defaultdict(list)
-    for record, letter in zip(records, predictions, strict=True):
-        correct = letter == record["answer"]
-        hits[record["task"]].append(correct)
-        hits["all"].append(correct)
-    return {task: {"accuracy": sum(v) / len(v), "count": len(v)} for task, v in sorted(hits.items())}
+    return evaluate_many({"model": model}, processor, records, media_root, batch_size=batch_size, cache=cache)["model"]
+
+
+def evaluate_many(
+    models: Mapping[str, Any],
+    processor: Any,
+    records: list[dict],
+    media_root: str | Path,
+    *,
+    batch_size: int = 32,
+    cache: dict | None = None,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """``evaluate`` for several models at once, each record decoded once: ``{name: {task: {...}}}``."""
+    predictions = predict_letters_many(models, processor, records, media_root, batch_size=batch_size, cache=cache)
+    return {name: accuracy_by_task(records, letters) for name, letters in predictions.items()}

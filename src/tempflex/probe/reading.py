@@ -75,16 +75,35 @@ def glyph(digit: int, scale: int = 2) -> np.ndarray:
     return rows.repeat(scale, axis=0).repeat(scale, axis=1)
 
 
-def make_reading_sample(seed: int, *, size: int = 256, scale: int = 2) -> ReadingSample:
-    """The sample for ``seed``: the same image, digit and options every time."""
+def make_reading_sample(
+    seed: int, *, size: int = 256, scale: int = 2, copies: tuple[int, int] = (1, 1), cell: int = 32
+) -> ReadingSample:
+    """The sample for ``seed``: the same image, digit and options every time.
+
+    ``copies=(low, high)``: the digit is printed a random number of times in that range, each copy at a random
+    place inside its own ``cell`` x ``cell`` square of a grid over the image, in a random dark grey (10-99),
+    as on a page of small print; the random count and darkness keep the total amount of ink from naming the
+    digit. One copy is drawn anywhere, in black (20).
+    """
     rng = np.random.default_rng([seed, 8191])
     image = rng.integers(200, 246, (size, size, 3), dtype=np.uint8)
     options = list(DIGITS)
     answer = int(rng.integers(len(options)))
     digit = int(options[answer])
     mask = glyph(digit, scale)
-    row, col = (int(rng.integers(size - side + 1)) for side in mask.shape)
-    image[row : row + mask.shape[0], col : col + mask.shape[1]][mask] = 20
+    count = int(rng.integers(copies[0], copies[1] + 1))
+    if count == 1:
+        row, col = (int(rng.integers(size - side + 1)) for side in mask.shape)
+        image[row : row + mask.shape[0], col : col + mask.shape[1]][mask] = 20
+        return ReadingSample(image, digit, options, LETTERS[answer])
+    per_side = size // cell
+    if max(mask.shape) > cell or count > per_side**2:
+        raise ValueError(f"{count} copies of a {mask.shape[1]}x{mask.shape[0]} glyph do not fit {cell}-px cells")
+    for index in rng.choice(per_side**2, size=count, replace=False):
+        top, left = divmod(int(index), per_side)
+        row = top * cell + int(rng.integers(cell - mask.shape[0] + 1))
+        col = left * cell + int(rng.integers(cell - mask.shape[1] + 1))
+        image[row : row + mask.shape[0], col : col + mask.shape[1]][mask] = int(rng.integers(10, 100))
     return ReadingSample(image, digit, options, LETTERS[answer])
 
 
@@ -110,7 +129,9 @@ def strategy_views(image: np.ndarray, strategy: str) -> list[np.ndarray]:
     return [*tiles, base]
 
 
-def generate_reading(out: str | Path, *, train: int = 800, test: int = 200) -> dict[str, int]:
+def generate_reading(
+    out: str | Path, *, train: int = 800, test: int = 200, scale: int = 2, copies: tuple[int, int] = (1, 1)
+) -> dict[str, int]:
     """Write the images of every strategy and ``{strategy}_{split}.jsonl`` (LLaVA format) into ``out``.
 
     Seeds ``0 .. train-1`` form the train split and the next ``test`` the test split. Existing images are kept.
@@ -124,7 +145,7 @@ def generate_reading(out: str | Path, *, train: int = 800, test: int = 200) -> d
     for split, seeds in (("train", range(train)), ("test", range(train, train + test))):
         records: dict[str, list[dict]] = {strategy: [] for strategy in STRATEGIES}
         for seed in seeds:
-            sample = make_reading_sample(seed)
+            sample = make_reading_sample(seed, scale=scale, copies=copies)
             for strategy in STRATEGIES:
                 paths = []
                 for index, view in enumerate(strategy_views(sample.image, strategy)):
