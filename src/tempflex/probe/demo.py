@@ -107,6 +107,10 @@ class DemoSettings:
         """The training seeds of this run."""
         return list(range(self.seed_offset, self.seed_offset + self.seeds))
 
+    def threads_per_worker(self) -> int:
+        """Torch threads of each worker process: the machine's cores split between the workers."""
+        return max(1, (os.cpu_count() or 1) // self.workers)
+
 
 QUICK = DemoSettings(
     seeds=2, per_task=9, align_steps=4, temporal_steps=4, reading_steps=4, reading_train=16, reading_test=8,
@@ -115,7 +119,8 @@ QUICK = DemoSettings(
 """``--quick``: every step of the demo at toy sizes (too few steps to learn anything; checks the plumbing)."""
 
 
-def _peak_rss_mb() -> int:
+def peak_rss_mb() -> int:
+    """This process's peak resident set size so far, in MB."""
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # KiB on Linux
 
 
@@ -168,8 +173,8 @@ def _run_units(settings: DemoSettings, out: Path, report: Callable[[str], None])
     from tempflex.probe import demo_units
 
     context = multiprocessing.get_context("spawn")  # no fork of a process with torch's thread pools
-    threads = max(1, (os.cpu_count() or 1) // settings.workers)
-    done: dict[str, list[dict]] = {"train": [], "score": [], "reading": []}
+    threads = settings.threads_per_worker()
+    done: dict[str, list[dict]] = {"probe": [], "train": [], "score": [], "reading": []}
     with context.Manager() as manager:
         messages = manager.Queue()
         with ProcessPoolExecutor(settings.workers, mp_context=context, initializer=demo_units.init_worker,
@@ -186,6 +191,7 @@ def _run_units(settings: DemoSettings, out: Path, report: Callable[[str], None])
                 for future in finished:
                     kind, result = kinds.pop(future), future.result()  # a failed unit stops the demo with its error
                     if kind == "probe":
+                        done["probe"].append(result)
                         report(f"probe written: {result['train']} training and {result['test']} held-out clips")
                         for seed in settings.seed_list():
                             kinds[pool.submit(demo_units.train_seed, settings, out, seed, messages)] = "train"
@@ -238,7 +244,7 @@ def run_demo(
     results = {
         "settings": {**asdict(settings), "variants": [variant_name(v) for v in settings.variants]},
         "temporal": temporal,
-        "temporal_test_clips": sum(1 for _ in (out / "probe" / "test.jsonl").open()) // len(TASKS),
+        "temporal_test_clips": done["probe"][0]["test"] // len(TASKS),
         "align_loss": _loss_trend([unit["losses"]["align"] for unit in trained.values()]),
         "reading": {
             unit["strategy"]: {
@@ -254,13 +260,13 @@ def run_demo(
             "processor": platform.processor() or platform.machine(),
             "cpus": os.cpu_count(),
             "workers": settings.workers,
-            "torch_threads_per_worker": max(1, (os.cpu_count() or 1) // settings.workers),
+            "torch_threads_per_worker": settings.threads_per_worker(),
         },
         "seconds": {
             f"seed {unit['seed']} {kind}": unit["seconds"] for kind in ("train", "score") for unit in done[kind]
         },
         "wall_seconds": round(time.perf_counter() - started, 1),
-        "peak_rss_mb": _peak_rss_mb() + sum(workers.values()),  # an upper bound: every process at its own peak
+        "peak_rss_mb": peak_rss_mb() + sum(workers.values()),  # an upper bound: every process at its own peak
         "worker_peak_rss_mb": sorted(workers.values()),
     }
     (out / "results.json").write_text(json.dumps(results, indent=1))

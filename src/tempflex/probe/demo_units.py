@@ -14,7 +14,6 @@ import ctypes
 import ctypes.util
 import os
 import platform
-import resource
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 import torch
 
 from tempflex.fusion import PATHS
-from tempflex.probe.demo import variant_name
+from tempflex.probe.demo import peak_rss_mb, variant_name
 from tempflex.probe.evaluate import evaluate, evaluate_many
 from tempflex.train.data import SupervisedDataset, load_annotations
 from tempflex.train.run import load_records, train
@@ -60,10 +59,6 @@ def _cache_pages(own: bool) -> None:
     library = ctypes.util.find_library("c")
     if platform.system() == "Linux" and library and platform.libc_ver()[0] == "glibc":
         ctypes.CDLL(library).mallopt(-3, 128 * 1024 if own else 64 * 1024 * 1024)  # -3: M_MMAP_THRESHOLD
-
-
-def _peak_rss_mb() -> int:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # KiB on Linux
 
 
 def _stage(name: str, rates: dict[str, float], fusion: bool) -> Stage:
@@ -134,7 +129,7 @@ def train_seed(settings: Any, out: Path, seed: int, messages: Any) -> dict[str, 
         losses[name] = _losses(train(model, processor, stage, records, run))
         _report(messages, started, f"seed {seed}: {name} trained")
     return {"seed": seed, "losses": losses, "seconds": round(time.perf_counter() - started, 1),
-            "pid": os.getpid(), "peak_rss_mb": _peak_rss_mb()}  # fmt: skip
+            "pid": os.getpid(), "peak_rss_mb": peak_rss_mb()}  # fmt: skip
 
 
 def score_seed(settings: Any, out: Path, seed: int, messages: Any) -> dict[str, Any]:
@@ -159,7 +154,7 @@ def score_seed(settings: Any, out: Path, seed: int, messages: Any) -> dict[str, 
         },
         "seconds": round(time.perf_counter() - started, 1),
         "pid": os.getpid(),
-        "peak_rss_mb": _peak_rss_mb(),
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 
@@ -184,5 +179,5 @@ def train_reading(settings: Any, out: Path, strategy: str, messages: Any) -> dic
     _report(messages, started, f"reading: {strategy}: {accuracy:.2f} with {tokens} visual tokens")
     return {
         "strategy": strategy, "accuracy": accuracy, "visual_tokens": int(tokens), "views": len(test[0]["image"]),
-        "losses": losses, "pid": os.getpid(), "peak_rss_mb": _peak_rss_mb(),
+        "losses": losses, "pid": os.getpid(), "peak_rss_mb": peak_rss_mb(),
     }  # fmt: skip
