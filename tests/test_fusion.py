@@ -1,5 +1,6 @@
 """Temporal Fiber Fusion against a float64 reference written straight from the paper's equations (1)-(5)."""
 
+import copy
 import itertools
 import math
 
@@ -85,6 +86,71 @@ def test_scan_gradients_match_the_loop(frames):
         grads.append((a.grad, v.grad))
     for ours, reference in zip(*grads, strict=True):
         assert torch.allclose(ours, reference, rtol=1e-10, atol=1e-12)
+
+
+def normwise_error(value: torch.Tensor, reference: torch.Tensor) -> float:
+    return ((value.double() - reference).norm() / reference.norm()).item()
+
+
+def memory_path_and_grads(logits, x, weight, gates):
+    """The memory path's output and its gradients w.r.t. the logits and x, gates from ``gates(logits)``."""
+    z, v = logits.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    alpha, one_minus_alpha = gates(z)
+    out = gated_memory_scan(alpha, v, one_minus_alpha=one_minus_alpha)
+    (out * weight).sum().backward()
+    return out.detach(), z.grad, v.grad
+
+
+@pytest.mark.parametrize("frames", [1, 7, 64, 512])
+def test_memory_path_gradients_are_exact_for_saturated_gate_logits(frames):
+    """Logits in [-30, 30] (gates from 1e-13 to 1 - 1e-13): forward and both gradients <= 1e-5 normwise."""
+    generator = torch.Generator().manual_seed(frames)
+    logits = torch.empty(2, frames, 24).uniform_(-30, 30, generator=generator)
+    x, weight = torch.randn(2, 2, frames, 24, generator=generator)
+    reference = memory_path_and_grads(
+        logits.double(), x.double(), weight.double(), lambda z: (torch.sigmoid(z), torch.sigmoid(-z))
+    )
+    ours = memory_path_and_grads(logits, x, weight, fusion.complementary_sigmoid)
+    for value, exact in zip(ours, reference, strict=True):
+        assert normwise_error(value, exact) <= 1e-5
+
+
+def test_autograd_through_sigmoid_of_minus_z_alone_loses_the_logit_gradient_of_closed_gates():
+    """Why ``complementary_sigmoid`` exists: the plain float32 chain is off by >1e-5 on gates near 0."""
+    generator = torch.Generator().manual_seed(3)
+    logits = torch.empty(2, 64, 24).uniform_(-18, -8, generator=generator)
+    x, weight = torch.randn(2, 2, 64, 24, generator=generator)
+    exact = memory_path_and_grads(
+        logits.double(), x.double(), weight.double(), lambda z: (torch.sigmoid(z), torch.sigmoid(-z))
+    )[1]
+    plain = memory_path_and_grads(logits, x, weight, lambda z: (torch.sigmoid(z), torch.sigmoid(-z)))[1]
+    ours = memory_path_and_grads(logits, x, weight, fusion.complementary_sigmoid)[1]
+    assert normwise_error(plain, exact) > 1e-5 >= normwise_error(ours, exact)
+
+
+@pytest.mark.parametrize("frames", [1, 16, 130])
+def test_every_gradient_of_a_layer_with_saturated_gates_matches_float64(frames):
+    """Input, output and every parameter's gradient <= 1e-5 normwise against the same layer in float64."""
+    layer = fusion.TemporalFiberFusionLayer(16, kernel_hidden=12, ffn_hidden=20, scan_chunk_size=4)
+    randomise(layer, seed=frames)
+    with torch.no_grad():
+        layer.gate_proj.weight.mul_(8.0)  # logits spread over about [-30, 30]
+    x = torch.randn(2, frames, 3, 16, generator=torch.Generator().manual_seed(11))
+    weight = torch.randn(2, frames, 3, 16, generator=torch.Generator().manual_seed(12))
+    results = []
+    for dtype in (torch.float32, torch.float64):
+        twin = copy.deepcopy(layer).to(dtype)
+        inputs = x.to(dtype).clone().requires_grad_(True)
+        output = twin(inputs)
+        (output * weight.to(dtype)).sum().backward()
+        grads = {name: parameter.grad for name, parameter in twin.named_parameters()}
+        results.append((output.detach(), inputs.grad, grads))
+    logits = x @ layer.gate_proj.weight.detach().T
+    assert logits.abs().max() > 20  # the gates really saturate
+    (out32, dx32, grads32), (out64, dx64, grads64) = results
+    assert normwise_error(out32, out64) <= 1e-5 and normwise_error(dx32, dx64) <= 1e-5
+    for name, grad in grads32.items():
+        assert normwise_error(grad, grads64[name]) <= 1e-5, name
 
 
 def test_scan_rejects_mismatched_shapes():
