@@ -14,27 +14,40 @@ Data flow: pixels -> ``vision.VisionTower`` ``[F, h*w, D]`` -> ``fusion.Temporal
 ``token_budget``.
 
 Load a model with ``tempflex.load(spec, device=..., dtype=...)``: a preset name, a saved folder, or a
-``(vision, language)`` pair of released checkpoints (``tempflex.loading``).
+``(vision, language)`` pair of released checkpoints (``tempflex.loading``). The public names load on first use;
+transformers' ``AutoModelForImageTextToText`` / ``AutoProcessor`` know a saved TempFlex folder once the model code
+is imported (``tempflex.load``, ``from tempflex import TempFlexForConditionalGeneration``, ...), or with
+``trust_remote_code=True`` (``tempflex.auto_code``).
 """
 
-from transformers import AutoConfig, AutoModel, AutoModelForImageTextToText, AutoProcessor
+from __future__ import annotations
 
-from tempflex.assembly import assemble
-from tempflex.configuration import TempFlexConfig
-from tempflex.fusion import TemporalFiberFusion, gated_memory_scan
-from tempflex.loading import load
-from tempflex.merger import PatchMerger, pixel_unshuffle_2x2
-from tempflex.modeling import TempFlexForConditionalGeneration
-from tempflex.processing import TempFlexProcessor
-from tempflex.token_budget import baseline_image_tokens, fit_image, num_image_tokens, num_video_tokens
-from tempflex.vision import VisionTower, patchify
+from tempflex.lazy import lazy_exports
 
-# Let transformers' Auto classes load a saved TempFlex folder (AutoConfig / AutoModel... / AutoProcessor).
-# Registration fills transformers' own extension tables; exist_ok makes a re-import harmless.
-AutoConfig.register(TempFlexConfig.model_type, TempFlexConfig, exist_ok=True)
-AutoModel.register(TempFlexConfig, TempFlexForConditionalGeneration, exist_ok=True)
-AutoModelForImageTextToText.register(TempFlexConfig, TempFlexForConditionalGeneration, exist_ok=True)
-AutoProcessor.register(TempFlexConfig, TempFlexProcessor, exist_ok=True)
+_PUBLIC = {
+    "PatchMerger": "tempflex.merger",
+    "TempFlexConfig": "tempflex.configuration",
+    "TempFlexForConditionalGeneration": "tempflex.modeling",
+    "TempFlexProcessor": "tempflex.processing",
+    "TemporalFiberFusion": "tempflex.fusion",
+    "VisionTower": "tempflex.vision",
+    "assemble": "tempflex.assembly",
+    "baseline_image_tokens": "tempflex.token_budget",
+    "fit_image": "tempflex.token_budget",
+    "gated_memory_scan": "tempflex.fusion",
+    "load": "tempflex.loading",
+    "num_image_tokens": "tempflex.token_budget",
+    "num_video_tokens": "tempflex.token_budget",
+    "patchify": "tempflex.vision",
+    "pixel_unshuffle_2x2": "tempflex.merger",
+}
+"""Each public name and the module that defines it, imported on first use (PEP 562): ``import tempflex`` itself
+imports neither torch nor transformers, so ``tempflex tokens`` and ``tempflex.media`` start in a fraction of a
+second. The modules that define the config, the model and the processor register them with transformers' Auto
+classes when they are imported (``tempflex.configuration``, ``tempflex.modeling``, ``tempflex.processing``)."""
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC)
 
 __version__ = "0.1.0"
 

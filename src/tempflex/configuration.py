@@ -216,3 +216,8 @@ class TempFlexConfig(PreTrainedConfig):
         values = copy.deepcopy(PRESETS[name])  # no change to a built config reaches the shared table
         values.update(overrides)
         return cls(**values)
+
+
+# transformers' AutoConfig reads ``model_type: "tempflex"`` once this module is imported (exist_ok: re-imports are
+# harmless). The model and the processor register themselves the same way in their modules.
+AutoConfig.register(TempFlexConfig.model_type, TempFlexConfig, exist_ok=True)

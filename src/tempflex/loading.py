@@ -34,7 +34,7 @@ from tempflex.configuration import PRESETS, TempFlexConfig
 from tempflex.modeling import TempFlexForConditionalGeneration
 from tempflex.processing import TempFlexProcessor
 
-__all__ = ["DTYPES", "add_model_arguments", "load", "load_from_args", "parse_dtype", "resolve_device"]
+__all__ = ["DTYPES", "load", "load_from_args", "parse_dtype", "resolve_device"]
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 """The ``--dtype`` names the commands take."""
@@ -70,12 +70,6 @@ def parse_dtype(name: str | torch.dtype | None) -> torch.dtype | None:
     if key not in DTYPES:
         raise ValueError(f"dtype {name!r} is not one of {sorted(DTYPES)} (or bf16, fp16, fp32, auto)")
     return DTYPES[key]
-
-
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--device`` (default ``auto``: CUDA when present) and ``--dtype`` (default: as saved) of a command."""
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default auto: CUDA when present)")
-    parser.add_argument("--dtype", help="bfloat16, float16 or float32 (default: as the checkpoint was saved)")
 
 
 def load_from_args(args: argparse.Namespace) -> tuple[TempFlexForConditionalGeneration, TempFlexProcessor]:

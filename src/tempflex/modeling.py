@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoModelForCausalLM, GenerationMixin, PreTrainedModel
+from transformers import AutoModel, AutoModelForCausalLM, AutoModelForImageTextToText, GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
@@ -280,3 +280,8 @@ class TempFlexForConditionalGeneration(TempFlexPreTrainedModel, GenerationMixin)
             if labels is not None:
                 output.loss = self.language_model.loss_function(output.logits, labels, logits.shape[-1], **kwargs)
         return output
+
+
+# AutoModel / AutoModelForImageTextToText load a saved TempFlex folder once this module is imported.
+AutoModel.register(TempFlexConfig, TempFlexForConditionalGeneration, exist_ok=True)
+AutoModelForImageTextToText.register(TempFlexConfig, TempFlexForConditionalGeneration, exist_ok=True)

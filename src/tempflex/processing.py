@@ -37,10 +37,12 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
+from transformers import AutoProcessor
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
 
 from tempflex.chat_templates import CHAT_FORMATS
+from tempflex.configuration import TempFlexConfig
 from tempflex.media import load_image, load_video
 from tempflex.media.sampling import even_subset
 from tempflex.token_budget import fit_image, fit_video, frame_groups
@@ -413,3 +415,7 @@ class TempFlexProcessor(ProcessorMixin):
             "pixel_values_videos",
             "video_grid_thw",
         ]
+
+
+# AutoProcessor loads a saved TempFlex folder's processor once this module is imported.
+AutoProcessor.register(TempFlexConfig, TempFlexProcessor, exist_ok=True)

@@ -11,9 +11,19 @@ Command::
 - ``vlmevalkit.TempFlexVLMEval``; ``lmms_eval_model.TempFlexLmms`` (needs lmms-eval installed).
 """
 
-from tempflex.evaluation.answers import extract_choice
-from tempflex.evaluation.benchmarks import BENCHMARKS
-from tempflex.evaluation.metrics import anls, exact_match, vqa_accuracy
-from tempflex.evaluation.runner import run_benchmark
+from tempflex.lazy import lazy_exports
 
 __all__ = ["BENCHMARKS", "anls", "exact_match", "extract_choice", "run_benchmark", "vqa_accuracy"]
+
+# Each name loads its module on first use: ``tempflex eval --help`` imports no model code.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "BENCHMARKS": "tempflex.evaluation.benchmarks",
+        "anls": "tempflex.evaluation.metrics",
+        "exact_match": "tempflex.evaluation.metrics",
+        "extract_choice": "tempflex.evaluation.answers",
+        "run_benchmark": "tempflex.evaluation.runner",
+        "vqa_accuracy": "tempflex.evaluation.metrics",
+    },
+)

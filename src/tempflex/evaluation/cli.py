@@ -18,7 +18,7 @@ __all__ = ["add_eval_arguments", "run_eval_command"]
 def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``tempflex eval`` options."""
     from tempflex.evaluation.benchmarks import BENCHMARKS
-    from tempflex.loading import add_model_arguments
+    from tempflex.model_arguments import add_model_arguments
 
     parser.add_argument("--model", required=True, help="a preset (tiny) or a saved TempFlex folder")
     parser.add_argument("--benchmark", required=True, choices=sorted(BENCHMARKS), help="which benchmark")

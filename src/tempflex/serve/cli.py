@@ -16,7 +16,7 @@ __all__ = ["add_arguments", "run_chat", "run_serve"]
 
 def add_arguments(chat: argparse.ArgumentParser, serve: argparse.ArgumentParser) -> None:
     """Declare the options of ``tempflex chat`` and ``tempflex serve``."""
-    from tempflex.loading import add_model_arguments
+    from tempflex.model_arguments import add_model_arguments
 
     for parser in (chat, serve):
         parser.add_argument("--model", required=True, help="a preset (tiny) or a saved TempFlex folder")

@@ -1,18 +1,7 @@
 """Training: the four-stage recipe (``stages``), LLaVA-format data (``data``), padding / packing (``collate``)
 and one stage through transformers' Trainer (``run``). Needs the ``train`` extra (accelerate)."""
 
-from tempflex.train.collate import PackingCollator, PaddingCollator
-from tempflex.train.data import (
-    SkippingDataset,
-    SupervisedDataset,
-    TooManyFailuresError,
-    load_annotations,
-    load_mixture,
-    to_messages,
-)
-from tempflex.train.run import train
-from tempflex.train.settings import TrainSettings
-from tempflex.train.stages import Stage, apply_stage, load_stage, parameter_groups
+from tempflex.lazy import lazy_exports
 
 __all__ = [
     "PackingCollator",
@@ -30,3 +19,24 @@ __all__ = [
     "to_messages",
     "train",
 ]
+
+# Each name loads its module on first use: ``tempflex train --help`` imports no torch.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "PackingCollator": "tempflex.train.collate",
+        "PaddingCollator": "tempflex.train.collate",
+        "SkippingDataset": "tempflex.train.data",
+        "SupervisedDataset": "tempflex.train.data",
+        "TooManyFailuresError": "tempflex.train.data",
+        "load_annotations": "tempflex.train.data",
+        "load_mixture": "tempflex.train.data",
+        "to_messages": "tempflex.train.data",
+        "train": "tempflex.train.run",
+        "TrainSettings": "tempflex.train.settings",
+        "Stage": "tempflex.train.stages",
+        "apply_stage": "tempflex.train.stages",
+        "load_stage": "tempflex.train.stages",
+        "parameter_groups": "tempflex.train.stages",
+    },
+)
