@@ -1,6 +1,7 @@
 """`tempflex demo`: the reading task's views and token counts, the verdict rule, and a quick end-to-end run."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -112,3 +113,18 @@ def test_a_filled_cache_serves_every_clip_of_training(tmp_path):
     shutil.rmtree(tmp_path / "probe" / "videos")  # training that decoded a clip again would now skip it
     trainer = train(model, processor, stage, records, run)
     assert trainer.failures == [] and len(run.cache) == len(records)
+
+
+def test_demo_help_states_the_defaults_the_demo_runs_with(capsys):
+    from tempflex.probe.demo import DemoSettings
+
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    defaults = DemoSettings()
+    for option, value in [("--seeds", defaults.seeds), ("--steps", defaults.temporal_steps),
+                          ("--align-steps", defaults.align_steps), ("--reading-steps", defaults.reading_steps),
+                          ("--per-task", defaults.per_task), ("--workers", defaults.workers),
+                          ("--frames-to-llm", defaults.frames_to_llm)]:  # fmt: skip
+        stated = re.search(re.escape(option) + r" [A-Z_]+ (?:(?! --).)*?\(default (\d+)", text)  # its own help
+        assert stated and int(stated.group(1)) == value, (option, value, stated and stated.group(0))

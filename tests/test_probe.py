@@ -1,6 +1,8 @@
 """The probe's clips: deterministic, answerable only across time (a per-frame oracle stays at chance),
 and, decoded by hand-written temporal rules, their answers flip or hold under reversal as they should."""
 
+from collections import Counter
+
 import numpy as np
 import pytest
 
@@ -66,6 +68,15 @@ FLIPPED = {
     "speed_change": {"speeds up": "slows down", "slows down": "speeds up"},
     "appear_disappear": {"appears": "disappears", "disappears": "appears"},
 }
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_any_run_of_consecutive_seeds_is_balanced_over_the_answers(task):
+    """A held-out split (consecutive seeds) gives an answer-blind model exactly chance, within one sample."""
+    options = len(make_sample(task, 0).options)
+    for start, count in ((0, 12), (128, 160), (5, 37)):
+        counts = Counter(make_sample(task, seed).answer for seed in range(start, start + count))
+        assert len(counts) == options and max(counts.values()) - min(counts.values()) <= 1, (task, counts)
 
 
 @pytest.mark.parametrize("task", list(TASKS))

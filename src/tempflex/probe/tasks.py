@@ -14,7 +14,9 @@ Temporal tasks are built so that no single frame gives the answer away, and neit
 - ``appear_disappear``: a square appears or disappears halfway (reversal flips it);
 - ``static_colour`` (control): the colour of a still square, answerable from any frame.
 
-``make_sample(task, seed)`` is deterministic: the same task and seed give the same pixels and answer.
+``make_sample(task, seed)`` is deterministic: the same task and seed give the same pixels and answer. The answer
+is the option ``seed mod len(options)`` (everything else is drawn from the seed's generator), so the splits of
+``probe.dataset`` are balanced: an answer-blind model scores chance, not chance plus the split's luck.
 """
 
 from __future__ import annotations
@@ -65,13 +67,16 @@ def _square(frame: np.ndarray, row: int, col: int, side: int, colour: tuple[int,
     frame[np.ix_(rows, cols)] = colour
 
 
-def _choice(rng: np.random.Generator, options: list[str]) -> int:
-    return int(rng.integers(len(options)))
+def _choice(slot: int, options: list[str]) -> int:
+    """The answer of the sample in ``slot`` (its seed): seeds cycle through the options, so any run of
+    consecutive seeds holds every answer equally often (+-1), and a model that always gives one answer scores
+    chance on a held-out split whatever answer it picked."""
+    return slot % len(options)
 
 
-def motion_direction(rng: np.random.Generator, frames: int, size: int) -> ProbeSample:
+def motion_direction(rng: np.random.Generator, frames: int, size: int, slot: int) -> ProbeSample:
     options = ["left", "right", "up", "down"]
-    answer = _choice(rng, options)
+    answer = _choice(slot, options)
     clip = _background(rng, frames, size)
     side, step = size // 6, max(2, size // 16)
     row, col = rng.integers(size, size=2)
@@ -81,9 +86,9 @@ def motion_direction(rng: np.random.Generator, frames: int, size: int) -> ProbeS
     return ProbeSample("motion_direction", clip, "Which way does the red square move?", options, LETTERS[answer])
 
 
-def playback_direction(rng: np.random.Generator, frames: int, size: int) -> ProbeSample:
+def playback_direction(rng: np.random.Generator, frames: int, size: int, slot: int) -> ProbeSample:
     options = ["forward", "backward"]
-    answer = _choice(rng, options)
+    answer = _choice(slot, options)
     clip = _background(rng, frames, size)
     top, height = size // 3, size // 3
     for f in range(frames):
@@ -95,9 +100,9 @@ def playback_direction(rng: np.random.Generator, frames: int, size: int) -> Prob
     return ProbeSample("playback_direction", clip, question, options, LETTERS[answer])
 
 
-def blink_count(rng: np.random.Generator, frames: int, size: int) -> ProbeSample:
+def blink_count(rng: np.random.Generator, frames: int, size: int, slot: int) -> ProbeSample:
     options = [str(n) for n in range(1, 7)]
-    answer = _choice(rng, options)
+    answer = _choice(slot, options)
     count, lit = answer + 1, 6  # every count lights 6 frames in total: how long it is lit says nothing
     lengths = np.full(count, lit // count)
     lengths[: lit % count] += 1
@@ -114,9 +119,9 @@ def blink_count(rng: np.random.Generator, frames: int, size: int) -> ProbeSample
     return ProbeSample("blink_count", clip, "How many times does the yellow square flash?", options, LETTERS[answer])
 
 
-def blink_frequency(rng: np.random.Generator, frames: int, size: int) -> ProbeSample:
+def blink_frequency(rng: np.random.Generator, frames: int, size: int, slot: int) -> ProbeSample:
     options = ["fast", "slow"]
-    answer = _choice(rng, options)
+    answer = _choice(slot, options)
     period = 2 if answer == 0 else 8  # on half of each period: 16 frames light 8 either way, at any phase
     phase = int(rng.integers(period))
     clip = _background(rng, frames, size)
@@ -127,10 +132,10 @@ def blink_frequency(rng: np.random.Generator, frames: int, size: int) -> ProbeSa
     return ProbeSample("blink_frequency", clip, "Does the green square flash fast or slowly?", options, LETTERS[answer])
 
 
-def colour_order(rng: np.random.Generator, frames: int, size: int) -> ProbeSample:
+def colour_order(rng: np.random.Generator, frames: int, size: int, slot: int) -> ProbeSample:
     first, second = rng.choice(list(COLOURS), size=2, replace=False)
     options = [f"{first} then {second}", f"{second} then {first}"]
-    answer = _choice(rng, options)
+    answer = _choice(slot, options)
     start, end = (first, second) if answer == 0 else (second, first)
     clip = _background(rng, frames, size)
     side, row, col = size // 3, size // 3, size // 3
@@ -139,9 +144,9 @@ def colour_order(rng: np.random.Generator, frames: int, size: int) -> ProbeSampl
     return ProbeSample("colour_order", clip, "In which order does the square change colour?", options, LETTERS[answer])
 
 
-def speed_change(rng: np.random.Generator, frames: int, size: int) -> ProbeSample:
+def speed_change(rng: np.random.Generator, frames: int, size: int, slot: int) -> ProbeSample:
     options = ["speeds up", "slows down"]
-    answer = _choice(rng, options)
+    answer = _choice(slot, options)
     clip = _background(rng, frames, size)
     side, col = size // 6, int(rng.integers(size))
     row = int(rng.integers(size))
@@ -153,9 +158,9 @@ def speed_change(rng: np.random.Generator, frames: int, size: int) -> ProbeSampl
     return ProbeSample("speed_change", clip, "Does the red square speed up or slow down?", options, LETTERS[answer])
 
 
-def appear_disappear(rng: np.random.Generator, frames: int, size: int) -> ProbeSample:
+def appear_disappear(rng: np.random.Generator, frames: int, size: int, slot: int) -> ProbeSample:
     options = ["appears", "disappears"]
-    answer = _choice(rng, options)
+    answer = _choice(slot, options)
     clip = _background(rng, frames, size)
     side = size // 4
     row, col = rng.integers(size - side, size=2)
@@ -166,9 +171,9 @@ def appear_disappear(rng: np.random.Generator, frames: int, size: int) -> ProbeS
     return ProbeSample("appear_disappear", clip, "Does the blue square appear or disappear?", options, LETTERS[answer])
 
 
-def static_colour(rng: np.random.Generator, frames: int, size: int) -> ProbeSample:
+def static_colour(rng: np.random.Generator, frames: int, size: int, slot: int) -> ProbeSample:
     options = list(COLOURS)
-    answer = _choice(rng, options)
+    answer = _choice(slot, options)
     clip = _background(rng, frames, size)
     side, row, col = size // 3, size // 3, size // 3
     for f in range(frames):
@@ -176,7 +181,7 @@ def static_colour(rng: np.random.Generator, frames: int, size: int) -> ProbeSamp
     return ProbeSample("static_colour", clip, "What colour is the square?", options, LETTERS[answer])
 
 
-TASKS: dict[str, Callable[[np.random.Generator, int, int], ProbeSample]] = {
+TASKS: dict[str, Callable[[np.random.Generator, int, int, int], ProbeSample]] = {
     "motion_direction": motion_direction,
     "playback_direction": playback_direction,
     "blink_count": blink_count,
@@ -196,4 +201,4 @@ def make_sample(task: str, seed: int, *, frames: int = 16, size: int = 64) -> Pr
     if frames < 12:
         raise ValueError(f"probe clips need at least 12 frames (6 flashes with gaps), got {frames}")
     rng = np.random.default_rng([seed, list(TASKS).index(task)])
-    return TASKS[task](rng, frames, size)
+    return TASKS[task](rng, frames, size, seed)
