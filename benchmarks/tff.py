@@ -27,7 +27,7 @@ import time
 
 import torch
 
-from tempflex.fusion import TemporalFiberFusionLayer, gated_memory_scan
+from tempflex.fusion import TemporalFiberFusionLayer, complementary_sigmoid, gated_memory_scan
 
 
 def loop_scan(alpha: torch.Tensor, x: torch.Tensor, one_minus_alpha: torch.Tensor | None = None) -> torch.Tensor:
@@ -59,11 +59,11 @@ class BenchmarkLayer(TemporalFiberFusionLayer):
 
     def memory_view(self, x: torch.Tensor) -> torch.Tensor:
         batch, frames, patches, dim = x.shape
-        logits = self.gate_proj(x).float()  # [B, F, P, D]
+        alpha, one_minus_alpha = complementary_sigmoid(self.gate_proj(x).float())  # each [B, F, P, D]
         memory = self.scan(
-            torch.sigmoid(logits).reshape(batch, frames, patches * dim),  # [B, F, P*D]
+            alpha.reshape(batch, frames, patches * dim),  # [B, F, P*D]
             x.float().reshape(batch, frames, patches * dim),  # [B, F, P*D]
-            one_minus_alpha=torch.sigmoid(-logits).reshape(batch, frames, patches * dim),  # [B, F, P*D]
+            one_minus_alpha=one_minus_alpha.reshape(batch, frames, patches * dim),  # [B, F, P*D]
         )
         return memory.reshape(batch, frames, patches, dim).to(x.dtype)  # [B, F, P, D]
 
@@ -148,6 +148,60 @@ def module_time_table(args: argparse.Namespace) -> None:
     print(f"goal: chunked scan <= 1.5x cumprod/cumsum -> {ratio:.2f}x {'(met)' if ratio <= 1.5 else '(NOT met)'}")
 
 
+def layer_matmul_flops(layer: TemporalFiberFusionLayer, batch: int, frames: int, patches: int) -> int:
+    """Multiply-add FLOPs (2 per MAC) of one layer's matrix products, forward only, as the module computes them."""
+    dim, positions = layer.dim, batch * frames * patches
+    kernel_hidden, ffn_hidden = layer.kernel_mlp[0].out_features, layer.ffn_in.out_features
+    macs = batch * patches * (dim * kernel_hidden + kernel_hidden * 3 * dim)  # local kernel MLP on fiber means
+    macs += positions * dim * dim  # memory gate projection
+    count = len(layer.frequencies)
+    if dim <= batch * patches * count:  # the per-frame form (TemporalFiberFusionLayer.periodic_view)
+        macs += frames * count * dim * dim + positions * dim * dim
+    else:
+        macs += positions * count * dim * dim
+    macs += batch * patches * dim * len(layer.paths)  # fusion gate
+    macs += positions * (dim * ffn_hidden + ffn_hidden * 2 * dim)  # FFN
+    return 2 * macs
+
+
+def matmul_rate(device: torch.device, dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of one large square matmul (the machine's practical peak for ``dtype``)."""
+    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
+    a @ b  # warm-up
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return 2 * size**3 / statistics.median(times)
+
+
+def rate_table(args: argparse.Namespace) -> None:
+    """Our TFF's matrix-product rate (fwd+bwd = 3x the forward FLOPs) against a large matmul, per dtype."""
+    device = torch.device(args.device)
+    shape = (1, args.frames, args.patches, args.dim)
+    print(f"\nMatrix-product rate, {args.layers}-layer TFF fwd+bwd at x = {list(shape)} on {args.device}, "
+          f"median of {args.repeats}")  # fmt: skip
+    print(f"{'dtype':<10}{'GFLOP/layer':>12}{'TFF GFLOP/s':>13}{'matmul GFLOP/s':>16}{'share':>8}{'goal':>7}")
+    for dtype_name, goal in (("float32", 0.8), ("bfloat16", 0.5)):
+        dtype = getattr(torch, dtype_name)
+        torch.manual_seed(0)
+        layers = [TemporalFiberFusionLayer(args.dim, kernel_hidden=args.dim, ffn_hidden=2 * args.dim)
+                  for _ in range(args.layers)]  # fmt: skip
+        for layer in layers:
+            torch.nn.init.ones_(layer.norm.weight)
+        module = torch.nn.Sequential(*layers).to(device=device, dtype=dtype)
+        flops = layer_matmul_flops(layers[0], *shape[:3])
+        seconds = time_module(module, torch.randn(shape, device=device, dtype=dtype), args.repeats)
+        achieved, peak = 3 * flops * args.layers / seconds, matmul_rate(device, dtype)
+        print(f"{dtype_name:<10}{flops / 1e9:>12.2f}{achieved / 1e9:>13.1f}{peak / 1e9:>16.1f}"
+              f"{achieved / peak:>8.0%}{goal:>7.0%}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu")
@@ -166,6 +220,7 @@ def main() -> None:
         scan_error_table([8, 64, 512], channels=256)
         scan_time_table(args)
     module_time_table(args)
+    rate_table(args)
 
 
 if __name__ == "__main__":
