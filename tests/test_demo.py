@@ -2,6 +2,7 @@
 
 import json
 import re
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -128,3 +129,8 @@ def test_demo_help_states_the_defaults_the_demo_runs_with(capsys):
                           ("--frames-to-llm", defaults.frames_to_llm)]:  # fmt: skip
         stated = re.search(re.escape(option) + r" [A-Z_]+ (?:(?! --).)*?\(default (\d+)", text)  # its own help
         assert stated and int(stated.group(1)) == value, (option, value, stated and stated.group(0))
+
+
+def test_reading_splits_are_balanced_over_the_digits():
+    counts = Counter(make_reading_sample(seed).digit for seed in range(800, 1000))  # the demo's test split
+    assert sorted(counts.values()) == [50, 50, 50, 50]
