@@ -155,10 +155,7 @@ def layer_matmul_flops(layer: TemporalFiberFusionLayer, batch: int, frames: int,
     macs = batch * patches * (dim * kernel_hidden + kernel_hidden * 3 * dim)  # local kernel MLP on fiber means
     macs += positions * dim * dim  # memory gate projection
     count = len(layer.frequencies)
-    if dim <= batch * patches * count:  # the per-frame form (TemporalFiberFusionLayer.periodic_view)
-        macs += frames * count * dim * dim + positions * dim * dim
-    else:
-        macs += positions * count * dim * dim
+    macs += frames * count * dim * dim + positions * dim * dim  # periodic: build M_f per frame, apply it
     macs += batch * patches * dim * len(layer.paths)  # fusion gate
     macs += positions * (dim * ffn_hidden + ffn_hidden * 2 * dim)  # FFN
     return 2 * macs

@@ -311,9 +311,11 @@ def test_bf16_runs_the_memory_path_in_float32():
     assert relative_error(half.float(), full.double()) < 5e-2
 
 
-@pytest.mark.parametrize("batch, patches", [(2, 5), (1, 1)], ids=["per-frame matrices", "weighted copies"])
-def test_both_forms_of_the_periodic_path_match_equation_3(batch, patches):
-    # D = 12 against B*P*K = 50 (the per-frame D x D matrices) or 5 (the K cosine-weighted copies of x)
+@pytest.mark.parametrize(
+    "batch, patches", [(2, 5), (1, 1), (3, 8)], ids=["chunks of 5", "one frame a chunk", "one chunk"]
+)
+def test_periodic_path_matches_equation_3_in_every_chunking(batch, patches):
+    # D = 12, 7 frames: the per-frame matrices are built 5, 1 or 7 frames at a time (at most one copy of x)
     layer = fusion.TemporalFiberFusionLayer(12, kernel_hidden=4, ffn_hidden=4, paths=("periodic",))
     randomise(layer, seed=3)
     x = torch.randn(batch, 7, patches, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
@@ -322,3 +324,32 @@ def test_both_forms_of_the_periodic_path_match_equation_3(batch, patches):
     terms = [[math.cos(2 * math.pi * w * f / 7) * (x[:, f] @ W.T) for w, W in pairs] for f in range(7)]
     expected = torch.stack([sum(frame_terms) for frame_terms in terms], dim=1)
     assert torch.allclose(layer.double().periodic_view(x), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("rows", [1, 4, 40])
+def test_periodic_projection_gradients_pass_gradcheck(rows):
+    """The backward rebuilds the matrices per chunk (rows 1 and 4: several chunks) and sums W's gradient over them."""
+    generator = torch.Generator().manual_seed(rows)
+    x = torch.randn(6, rows, 10, dtype=torch.float64, generator=generator, requires_grad=True)
+    weights = torch.randn(9, 3 * 10, dtype=torch.float64, generator=generator, requires_grad=True)
+    cosines = torch.randn(6, 3, dtype=torch.float64, generator=generator)
+    assert torch.autograd.gradcheck(lambda a, b: fusion.periodic_projection(a, b, cosines), (x, weights))
+
+
+def test_periodic_path_runs_under_bf16_autocast_like_a_matmul():
+    """Under autocast the per-frame products run in bf16, as a matmul would; gradients reach the fp32 weights."""
+    layer = fusion.TemporalFiberFusionLayer(16, kernel_hidden=8, ffn_hidden=8, paths=("periodic",))
+    randomise(layer, seed=5)
+    x = torch.randn(2, 6, 3, 16, generator=torch.Generator().manual_seed(2), requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        periodic = layer.periodic_view(x)
+        periodic.float().square().sum().backward()
+    assert periodic.dtype == torch.bfloat16 and layer.periodic_proj.weight.grad.dtype == torch.float32
+    assert torch.isfinite(x.grad).all() and torch.isfinite(layer.periodic_proj.weight.grad).all()
+    exact = layer.double().periodic_view(x.detach().double())
+    assert relative_error(periodic.float(), exact) < 2e-2
+
+
+def test_periodic_projection_names_mismatched_shapes():
+    with pytest.raises(ValueError, match=r"cosines \[F, K\]; got \(4, 2, 8\), \(8, 24\), \(4, 2\)"):
+        fusion.periodic_projection(torch.rand(4, 2, 8), torch.rand(8, 24), torch.rand(4, 2))
