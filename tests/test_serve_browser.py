@@ -1,18 +1,18 @@
 """The web chat page in headless Chromium (Debian's ``chromium`` driven by Playwright): upload, ask, watch a stream.
 
-Chromium is required: ``.ci/run`` installs it. The test skips only when it is missing *and*
-``TEMPFLEX_ALLOW_NO_BROWSER=1`` says that is acceptable on this machine.
+Chromium is required: ``scripts/setup`` installs it. The test skips only when it is missing *and*
+``TEMPFLEX_SKIP=browser`` says the browser was left out on purpose (``setup_parts``).
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 
 import pytest
 import torch
 
 from serving import running, write_png
+from setup_parts import missing
 from tempflex.serve.app import create_app
 from tempflex.serve.engine import Engine
 
@@ -28,11 +28,7 @@ def page_url():
 
 def test_upload_an_image_ask_and_see_a_streamed_answer(page_url, tmp_path):
     if CHROMIUM is None:
-        if os.environ.get("TEMPFLEX_ALLOW_NO_BROWSER") == "1":
-            pytest.skip("no chromium on this machine and TEMPFLEX_ALLOW_NO_BROWSER=1")
-        pytest.fail(
-            "chromium is not installed: run .ci/run (apt-get install chromium) or set TEMPFLEX_ALLOW_NO_BROWSER=1"
-        )
+        missing("browser", "chromium (Debian's chromium and chromium-driver)")
     from playwright.sync_api import expect, sync_playwright
 
     image = write_png(tmp_path / "upload.png", 96, 160)

@@ -4,6 +4,7 @@ in their first log line, and end with the weights of one process training on the
 Also: FSDP2 really shards (DTensor parameters, half of every sharded tensor per process), and bf16 autocast over
 fp32 masters moves every trained element of a bf16 folder in 3 steps where pure bf16 leaves most of them."""
 
+import importlib.util
 import json
 import os
 import socket
@@ -14,6 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
+from setup_parts import missing
 from tempflex import TempFlexForConditionalGeneration
 from video_files import encode_video
 
@@ -93,6 +95,8 @@ def one_process(mixed):
 @pytest.mark.parametrize("engine", list(ENGINES))
 def test_two_processes_on_mixed_modalities_equal_one_process(mixed, one_process, engine):
     flags, engine_line = ENGINES[engine]
+    if engine == "zero2" and importlib.util.find_spec("deepspeed") is None:
+        missing("deepspeed", "DeepSpeed")
     output = mixed / engine
     result = torchrun(2, [*common(mixed, output), "--batch-size", "1", *flags])
     assert engine_line in result.stderr
