@@ -24,7 +24,8 @@ def left_out(part: str) -> bool:
 def missing(part: str, what: str) -> None:
     """Skip (``part`` left out on purpose) or fail (the set-up should have installed ``what``)."""
     if left_out(part):
-        pytest.skip(f"{part} left out on purpose ({SKIP_VARIABLE}={os.environ[SKIP_VARIABLE]})")
+        reason = f"{part} left out on purpose ({SKIP_VARIABLE}={os.environ[SKIP_VARIABLE]})"
+        pytest.skip(reason, allow_module_level=True)  # also from a module-level require (a whole test file)
     pytest.fail(f"{what} is not installed: run `bash scripts/setup`, or set {SKIP_VARIABLE}={part} to leave it out")
 
 
