@@ -30,3 +30,24 @@ def test_a_missing_part_fails_with_the_command_unless_left_out_on_purpose(monkey
     with pytest.raises(pytest.fail.Exception, match="TEMPFLEX_SKIP=deepspeed to leave it out"):
         missing("deepspeed", "DeepSpeed")
     assert require("json", "dev").__name__ == "json"
+
+
+def test_a_whole_test_file_of_a_part_left_out_skips_and_says_why(tmp_path):
+    """A module-level ``require`` (as in test_eval_lmms.py): skipped with its reason when chosen, an error if not."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "test_part.py").write_text(
+        "from setup_parts import require\n\nrequire('tempflex_no_such_module', 'lmms-eval')\n\n\ndef test_x():\n"
+        "    pass\n"
+    )
+    environment = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
+    command = [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", str(tmp_path / "test_part.py")]
+    chosen = subprocess.run(command, cwd=tmp_path, env={**environment, "TEMPFLEX_SKIP": "lmms-eval"},
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert chosen.returncode == 5 and "1 skipped" in chosen.stdout, chosen.stdout  # 5: nothing left to run
+    assert "lmms-eval left out on purpose (TEMPFLEX_SKIP=lmms-eval)" in chosen.stdout
+    environment.pop("TEMPFLEX_SKIP", None)
+    unchosen = subprocess.run(command, cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=120)
+    assert unchosen.returncode != 0 and "run `bash scripts/setup`" in unchosen.stdout, unchosen.stdout
