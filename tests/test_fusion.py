@@ -1,6 +1,7 @@
 """Temporal Fiber Fusion against a float64 reference written straight from the paper's equations (1)-(5)."""
 
 import copy
+import functools
 import itertools
 import math
 
@@ -9,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 import tempflex.fusion as fusion
+import tempflex.periodic as periodic
 from tempflex.fusion import PATHS, TemporalFiberFusion, gated_memory_scan
 
 
@@ -86,6 +88,16 @@ def test_scan_gradients_match_the_loop(frames):
         grads.append((a.grad, v.grad))
     for ours, reference in zip(*grads, strict=True):
         assert torch.allclose(ours, reference, rtol=1e-10, atol=1e-12)
+
+
+def test_scan_backward_is_the_adjoint_recurrence_under_gradcheck():
+    """19 frames in chunks of 4 (two levels and a padded tail), with gates of exactly 0 and 1 among them."""
+    generator = torch.Generator().manual_seed(19)
+    alpha = torch.rand(2, 19, 3, dtype=torch.float64, generator=generator)
+    alpha[:, 3], alpha[:, 10] = 0.0, 1.0
+    x = torch.randn(2, 19, 3, dtype=torch.float64, generator=generator)
+    scan = functools.partial(gated_memory_scan, chunk_size=4)
+    assert torch.autograd.gradcheck(scan, (alpha.requires_grad_(True), x.requires_grad_(True)))
 
 
 def normwise_error(value: torch.Tensor, reference: torch.Tensor) -> float:
@@ -326,30 +338,87 @@ def test_periodic_path_matches_equation_3_in_every_chunking(batch, patches):
     assert torch.allclose(layer.double().periodic_view(x), expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("form", ["grouped", "stacked"])
 @pytest.mark.parametrize("rows", [1, 4, 40])
-def test_periodic_projection_gradients_pass_gradcheck(rows):
-    """The backward rebuilds the matrices per chunk (rows 1 and 4: several chunks) and sums W's gradient over them."""
+def test_periodic_projection_gradients_pass_gradcheck(rows, form):
+    """The grouped backward rebuilds the matrices per chunk (rows 1 and 4: several chunks) and sums W's gradient."""
     generator = torch.Generator().manual_seed(rows)
     x = torch.randn(6, rows, 10, dtype=torch.float64, generator=generator, requires_grad=True)
     weights = torch.randn(9, 3 * 10, dtype=torch.float64, generator=generator, requires_grad=True)
-    cosines = torch.randn(6, 3, dtype=torch.float64, generator=generator)
-    assert torch.autograd.gradcheck(lambda a, b: fusion.periodic_projection(a, b, cosines), (x, weights))
+    cosines = periodic.periodic_cosines(6, (1, 2, 3))  # frames 1/5 and 2/4 share their rows
+    project = functools.partial(periodic.periodic_projection, cosines=cosines, form=form)
+    assert torch.autograd.gradcheck(project, (x, weights))
 
 
-def test_periodic_path_runs_under_bf16_autocast_like_a_matmul():
-    """Under autocast the per-frame products run in bf16, as a matmul would; gradients reach the fp32 weights."""
-    layer = fusion.TemporalFiberFusionLayer(16, kernel_hidden=8, ffn_hidden=8, paths=("periodic",))
-    randomise(layer, seed=5)
-    x = torch.randn(2, 6, 3, 16, generator=torch.Generator().manual_seed(2), requires_grad=True)
+@pytest.mark.parametrize("form", ["grouped", "stacked"])
+@pytest.mark.parametrize("frames", [1, 2, 7, 8, 16])
+def test_both_periodic_forms_equal_equation_3_in_float64(frames, form):
+    generator = torch.Generator().manual_seed(frames)
+    frequencies = (1, 2, 4, 8, 16)
+    x = torch.randn(frames, 3, 6, dtype=torch.float64, generator=generator)
+    weight = torch.randn(5, 5 * 6, dtype=torch.float64, generator=generator)
+    blocks = weight.split(6, dim=1)  # W_w for each frequency
+    pairs = list(zip(frequencies, blocks, strict=True))
+    expected = torch.stack(
+        [sum(math.cos(2 * math.pi * w * f / frames) * (x[f] @ W.T) for w, W in pairs) for f in range(frames)]
+    )
+    cosines = periodic.periodic_cosines(frames, frequencies)
+    assert torch.allclose(periodic.periodic_projection(x, weight, cosines, form=form), expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "frames, groups",
+    [
+        (1, [[[0]]]),
+        (2, [[[0], [1]]]),
+        (7, [[[0]], [[1, 6], [2, 5], [3, 4]]]),
+        (8, [[[0], [4]], [[1, 7], [2, 6], [3, 5]]]),
+    ],
+)
+def test_frames_f_and_minus_f_share_their_cosines_to_the_bit(frames, groups):
+    cosines = periodic.periodic_cosines(frames, (1, 2, 4, 8, 16))
+    exact = [[math.cos(2 * math.pi * w * f / frames) for w in (1, 2, 4, 8, 16)] for f in range(frames)]
+    # 1e-13: cos of 2 pi w f / F itself loses ~1e-14 to argument reduction at w f = 96 (ours reduces exactly first)
+    assert torch.allclose(cosines, torch.tensor(exact, dtype=torch.float64), rtol=0, atol=1e-13)
+    assert [members.tolist() for members in periodic.frame_groups(cosines)] == groups
+    for f in range(1, frames):
+        assert torch.equal(cosines[f], cosines[frames - f])
+
+
+def test_frame_groups_gather_every_equal_row():
+    """w = 4 on 8 frames: cos(pi f) takes two values, so frames split by parity into groups of 4."""
+    groups = periodic.frame_groups(periodic.periodic_cosines(8, (4,)))
+    assert [members.tolist() for members in groups] == [[[0, 2, 4, 6], [1, 3, 5, 7]]]
+
+
+@pytest.mark.parametrize(
+    "frames, rows, form",
+    [(64, 64, "grouped"), (64, 32, "grouped"), (64, 16, "stacked"), (64, 1, "stacked"), (8, 576, "grouped"),
+     (1, 576, "grouped"), (1, 1, "stacked")],
+)  # fmt: skip
+def test_cheaper_form_switches_near_20_rows_per_frame(frames, rows, form):
+    groups = periodic.frame_groups(periodic.periodic_cosines(frames, (1, 2, 4, 8, 16)))
+    assert periodic.cheaper_form(frames, rows, 5, sum(len(members) for members in groups)) == form
+
+
+@pytest.mark.parametrize("form", ["grouped", "stacked"])
+def test_periodic_projection_runs_under_bf16_autocast_like_a_matmul(form):
+    """Under autocast the products run in bf16, as a matmul would; gradients reach the fp32 weights."""
+    generator = torch.Generator().manual_seed(2)
+    x = torch.randn(6, 6, 16, generator=generator, requires_grad=True)
+    weight = torch.randn(16, 5 * 16, generator=generator, requires_grad=True)
+    cosines = periodic.periodic_cosines(6, (1, 2, 4, 8, 16))
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        periodic = layer.periodic_view(x)
-        periodic.float().square().sum().backward()
-    assert periodic.dtype == torch.bfloat16 and layer.periodic_proj.weight.grad.dtype == torch.float32
-    assert torch.isfinite(x.grad).all() and torch.isfinite(layer.periodic_proj.weight.grad).all()
-    exact = layer.double().periodic_view(x.detach().double())
-    assert relative_error(periodic.float(), exact) < 2e-2
+        out = periodic.periodic_projection(x, weight, cosines, form=form)
+        out.float().square().sum().backward()
+    assert out.dtype == torch.bfloat16 and weight.grad.dtype == torch.float32
+    assert torch.isfinite(x.grad).all() and torch.isfinite(weight.grad).all()
+    exact = periodic.periodic_projection(x.detach().double(), weight.detach().double(), cosines, form="stacked")
+    assert relative_error(out.float(), exact) < 2e-2
 
 
 def test_periodic_projection_names_mismatched_shapes():
     with pytest.raises(ValueError, match=r"cosines \[F, K\]; got \(4, 2, 8\), \(8, 24\), \(4, 2\)"):
         fusion.periodic_projection(torch.rand(4, 2, 8), torch.rand(8, 24), torch.rand(4, 2))
+    with pytest.raises(ValueError, match="form must be 'grouped', 'stacked' or None"):
+        fusion.periodic_projection(torch.rand(4, 2, 8), torch.rand(8, 16), torch.rand(4, 2), form="per-frame")

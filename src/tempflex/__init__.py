@@ -34,7 +34,7 @@ _PUBLIC = {
     "assemble": "tempflex.assembly",
     "baseline_image_tokens": "tempflex.token_budget",
     "fit_image": "tempflex.token_budget",
-    "gated_memory_scan": "tempflex.fusion",
+    "gated_memory_scan": "tempflex.scan",
     "load": "tempflex.loading",
     "num_image_tokens": "tempflex.token_budget",
     "num_video_tokens": "tempflex.token_budget",
