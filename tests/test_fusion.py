@@ -30,7 +30,7 @@ def relative_error(value: torch.Tensor, reference: torch.Tensor) -> float:
 
 
 @pytest.mark.parametrize("frames", [1, 2, 3, 7, 64, 100, 512])
-@pytest.mark.parametrize("chunk_size", [None, 2, 5, 16])
+@pytest.mark.parametrize("chunk_size", [None, 1, 2, 5, 16])
 def test_scan_matches_float64_loop(frames, chunk_size):
     generator = torch.Generator().manual_seed(frames)
     alpha = torch.empty(3, frames, 8).uniform_(1e-4, 1 - 1e-4, generator=generator)
@@ -75,14 +75,15 @@ def test_scan_exact_zero_and_one_gates_and_zero_inputs_have_finite_gradients():
     assert torch.isfinite(alpha.grad).all() and torch.isfinite(x.grad).all()
 
 
+@pytest.mark.parametrize("chunk_size", [None, 1])
 @pytest.mark.parametrize("frames", [5, 64, 300])
-def test_scan_gradients_match_the_loop(frames):
+def test_scan_gradients_match_the_loop(frames, chunk_size):
     generator = torch.Generator().manual_seed(frames)
     alpha = torch.empty(2, frames, 6, dtype=torch.float64).uniform_(1e-3, 1 - 1e-3, generator=generator)
     x = torch.randn(2, frames, 6, dtype=torch.float64, generator=generator)
     weight = torch.randn(2, frames, 6, dtype=torch.float64, generator=generator)
     grads = []
-    for scan in (gated_memory_scan, loop_scan):
+    for scan in (functools.partial(gated_memory_scan, chunk_size=chunk_size), loop_scan):
         a, v = alpha.clone().requires_grad_(True), x.clone().requires_grad_(True)
         (scan(a, v) * weight).sum().backward()
         grads.append((a.grad, v.grad))
@@ -90,13 +91,14 @@ def test_scan_gradients_match_the_loop(frames):
         assert torch.allclose(ours, reference, rtol=1e-10, atol=1e-12)
 
 
-def test_scan_backward_is_the_adjoint_recurrence_under_gradcheck():
-    """19 frames in chunks of 4 (two levels and a padded tail), with gates of exactly 0 and 1 among them."""
+@pytest.mark.parametrize("chunk_size", [1, 4])
+def test_scan_backward_is_the_adjoint_recurrence_under_gradcheck(chunk_size):
+    """19 frames one step each, or in chunks of 4 (two levels and a padded tail); gates of exactly 0 and 1 too."""
     generator = torch.Generator().manual_seed(19)
     alpha = torch.rand(2, 19, 3, dtype=torch.float64, generator=generator)
     alpha[:, 3], alpha[:, 10] = 0.0, 1.0
     x = torch.randn(2, 19, 3, dtype=torch.float64, generator=generator)
-    scan = functools.partial(gated_memory_scan, chunk_size=4)
+    scan = functools.partial(gated_memory_scan, chunk_size=chunk_size)
     assert torch.autograd.gradcheck(scan, (alpha.requires_grad_(True), x.requires_grad_(True)))
 
 
@@ -188,9 +190,11 @@ def test_bf16_layer_errs_at_bf16_rounding_level(frames):
     assert max(errors.values()) <= 4 * BF16_UNIT_ROUNDOFF, errors
 
 
-def test_scan_rejects_mismatched_shapes():
+def test_scan_rejects_mismatched_shapes_and_chunks_under_one_frame():
     with pytest.raises(ValueError, match="same shape"):
         gated_memory_scan(torch.rand(4, 3), torch.rand(5, 3))
+    with pytest.raises(ValueError, match=r"chunk_size must be >= 1 \(1: one step per frame\), got 0"):
+        gated_memory_scan(torch.rand(4, 3), torch.rand(4, 3), chunk_size=0)
 
 
 # ---- the module against the equations ------------------------------------------------------------------

@@ -1,10 +1,11 @@
 """TFF's memory path (paper eq. 2): the gated recurrence ``m_f = a_f m_{f-1} + (1 - a_f) x_f``, exact, with its
 gradient written as the adjoint recurrence, and the gate pair ``(a, 1 - a)`` with exact logit gradients.
 
-``gated_memory_scan`` runs the recurrence as a chunked parallel scan (no log, no division: gates of exactly 0 or 1
-are like any other). Its backward is the same kind of recurrence run backwards in time,
-``lambda_f = g_f + a_{f+1} lambda_{f+1}``, with ``dL/du_f = lambda_f`` and ``dL/da_f = lambda_f m_{f-1}``: one scan
-and one product, where autograd through the scan's steps records every step, stack and cumprod.
+``gated_memory_scan`` runs the recurrence one fused step per frame, or for long clips of narrow frames as a
+chunked parallel scan (no log, no division: gates of exactly 0 or 1 are like any other). Its backward is the same
+kind of recurrence run backwards in time, ``lambda_f = g_f + a_{f+1} lambda_{f+1}``, with ``dL/du_f = lambda_f``
+and ``dL/da_f = lambda_f m_{f-1}``: one scan and one product, where autograd through the scan's steps would record
+every step, stack and cumprod.
 
 Example::
 
@@ -25,20 +26,32 @@ import torch.nn.functional as F
 __all__ = ["complementary_sigmoid", "gated_memory_scan"]
 
 DEFAULT_SCAN_CHUNK = 8
-"""Frames per chunk of ``gated_memory_scan`` (``benchmarks/tff.py`` measures the choice)."""
+"""Frames per chunk when ``gated_memory_scan`` chunks (``benchmarks/tff.py`` measures the choice)."""
+
+SEQUENTIAL_WIDTH = 1024
+"""Elements per frame from which one fused step per frame beats the chunked scan at any length (measured 0.55-0.86x
+of its time at 1024 and 8192 elements for F = 16 to 512; below that the chunked scan wins past ~32 frames)."""
 
 
 def _sequential_scan(gates: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-    """``m_t = gates_t * m_{t-1} + inputs_t`` (``m_{-1} = 0``), frames on dim -2, one step per frame."""
-    # unbind, not indexing: the backward of one unbind is one stack, while each index's backward would
-    # allocate and fill a full-size zero gradient (quadratic in F).
-    gate_steps, input_steps = gates.unbind(-2), inputs.unbind(-2)
-    state = input_steps[0]
-    states = [state]
-    for gate, step_input in zip(gate_steps[1:], input_steps[1:], strict=True):
-        state = gate * state + step_input
-        states.append(state)
-    return torch.stack(states, dim=-2)
+    """``m_t = gates_t * m_{t-1} + inputs_t`` (``m_{-1} = 0``), frames on dim -2: one fused multiply-add per frame
+    into a preallocated output. Not differentiable by itself: it runs inside ``_GatedRecurrence``."""
+    states = torch.empty_like(inputs)
+    gate_steps, input_steps, state_steps = gates.unbind(-2), inputs.unbind(-2), states.unbind(-2)
+    state_steps[0].copy_(input_steps[0])
+    for frame in range(1, len(state_steps)):
+        torch.addcmul(input_steps[frame], gate_steps[frame], state_steps[frame - 1], out=state_steps[frame])
+    return states
+
+
+def _adjoint_scan(gates: torch.Tensor, grad_states: torch.Tensor) -> torch.Tensor:
+    """``lambda_t = grad_t + gates_{t+1} lambda_{t+1}``, ``lambda_{F-1} = grad_{F-1}``, one step a frame, backwards."""
+    adjoint = torch.empty_like(grad_states)
+    gate_steps, grad_steps, adjoint_steps = gates.unbind(-2), grad_states.unbind(-2), adjoint.unbind(-2)
+    adjoint_steps[-1].copy_(grad_steps[-1])
+    for frame in range(len(adjoint_steps) - 2, -1, -1):
+        torch.addcmul(grad_steps[frame], gate_steps[frame + 1], adjoint_steps[frame + 1], out=adjoint_steps[frame])
+    return adjoint
 
 
 def _linear_recurrence(gates: torch.Tensor, inputs: torch.Tensor, chunk_size: int) -> torch.Tensor:
@@ -69,13 +82,15 @@ def _linear_recurrence(gates: torch.Tensor, inputs: torch.Tensor, chunk_size: in
 
 
 class _GatedRecurrence(torch.autograd.Function):
-    """``m_t = gates_t * m_{t-1} + inputs_t`` (frames on dim -2) with the adjoint recurrence as its backward."""
+    """``m_t = gates_t * m_{t-1} + inputs_t`` (frames on dim -2) with the adjoint recurrence as its backward;
+    ``chunk_size`` 1 runs one step per frame, larger values the chunked scan."""
 
     @staticmethod
     def forward(
         ctx: torch.autograd.function.FunctionCtx, gates: torch.Tensor, inputs: torch.Tensor, chunk_size: int
     ) -> torch.Tensor:
-        states = _linear_recurrence(gates, inputs, chunk_size)
+        sequential = chunk_size == 1
+        states = _sequential_scan(gates, inputs) if sequential else _linear_recurrence(gates, inputs, chunk_size)
         ctx.chunk_size = chunk_size
         ctx.save_for_backward(gates, states)
         return states
@@ -86,10 +101,12 @@ class _GatedRecurrence(torch.autograd.Function):
         ctx: torch.autograd.function.FunctionCtx, grad_states: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, None]:
         gates, states = ctx.saved_tensors
-        # lambda_t = g_t + gates_{t+1} lambda_{t+1}: the forward recurrence in reversed time, where step tau reads
-        # gates_{F - tau} (tau = 0 starts from zero, so its gate is never used: 0 here).
-        reversed_gates = F.pad(gates[..., 1:, :].flip(-2), (0, 0, 1, 0))  # [..., F, D]
-        adjoint = _linear_recurrence(reversed_gates, grad_states.flip(-2), ctx.chunk_size).flip(-2)  # [..., F, D]
+        # lambda_t = g_t + gates_{t+1} lambda_{t+1}
+        if ctx.chunk_size == 1:
+            adjoint = _adjoint_scan(gates, grad_states)
+        else:  # the forward recurrence in reversed time: step tau reads gates_{F - tau} (tau = 0: unused, 0 here)
+            reversed_gates = F.pad(gates[..., 1:, :].flip(-2), (0, 0, 1, 0))  # [..., F, D]
+            adjoint = _linear_recurrence(reversed_gates, grad_states.flip(-2), ctx.chunk_size).flip(-2)  # [..., F, D]
         grad_gates = torch.zeros_like(gates)  # dL/dgates_0 = 0: m_{-1} = 0
         torch.mul(adjoint[..., 1:, :], states[..., :-1, :], out=grad_gates[..., 1:, :])  # lambda_t m_{t-1}
         return grad_gates, adjoint, None
@@ -105,9 +122,11 @@ def gated_memory_scan(
     """The memory path's recurrence ``m_f = alpha_f * m_{f-1} + (1 - alpha_f) * x_f``, ``m_{-1} = 0``.
 
     ``alpha`` and ``x`` are ``[..., F, D]`` with frames on dim -2. Computed exactly (no approximation of the
-    recurrence) by a chunked parallel scan: ``chunk_size`` frames per chunk (default 8, the fastest measured on
-    CPU for F from 64 to 512), applied recursively to the chunk ends, so a 512-frame clip takes 3 levels of 8
-    sequential steps instead of 512 steps. Differentiable in both inputs.
+    recurrence), differentiable in both inputs, in one of two ways: ``chunk_size=1``, one fused multiply-add per
+    frame; ``chunk_size >= 2``, a chunked parallel scan with that many frames per chunk, applied recursively to the
+    chunk ends (a 512-frame clip takes 3 levels of 8 steps). ``None`` (default): one step per frame when a frame
+    holds at least ``SEQUENTIAL_WIDTH`` elements or there are at most 32 frames (the TFF's case: P * D elements a
+    frame), else chunks of ``DEFAULT_SCAN_CHUNK``; both measured on CPU in ``benchmarks/tff.py``.
 
     ``one_minus_alpha`` may be given when it is known more precisely than ``1 - alpha`` (e.g.
     ``sigmoid(-z)`` for ``alpha = sigmoid(z)``, which keeps the digits of gates within 1e-7 of 1).
@@ -120,10 +139,13 @@ def gated_memory_scan(
         raise ValueError(f"x must be [..., F, D] with at least one frame, got shape {tuple(x.shape)}")
     if one_minus_alpha is None:
         one_minus_alpha = 1.0 - alpha
-    chunk = DEFAULT_SCAN_CHUNK if chunk_size is None else chunk_size
-    if chunk < 2:
-        raise ValueError(f"chunk_size must be >= 2, got {chunk_size}")
-    return _GatedRecurrence.apply(alpha, one_minus_alpha * x, chunk)
+    frames = x.shape[-2]
+    if chunk_size is None:
+        sequential = x.numel() // frames >= SEQUENTIAL_WIDTH or frames <= 32
+        chunk_size = 1 if sequential else DEFAULT_SCAN_CHUNK
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1 (1: one step per frame), got {chunk_size}")
+    return _GatedRecurrence.apply(alpha, one_minus_alpha * x, chunk_size)
 
 
 class _ComplementarySigmoid(torch.autograd.Function):
