@@ -2,7 +2,7 @@
 
 Command::
 
-    tempflex demo --out demo                   # ~8 min on 2 CPU cores; demo/results.{md,json}, demo/accuracy.png
+    tempflex demo --out demo                   # ~7 min on 2 CPU cores; demo/results.{md,json}, demo/accuracy.png
     tempflex demo --out demo --seed-offset 3   # the same with seeds 3-5: do the calls hold?
     tempflex demo --out demo --quick           # ~30 s smoke run (too few steps to learn; checks the plumbing)
 
