@@ -96,26 +96,34 @@ def scan_error_table(frames_list: list[int], channels: int) -> None:
         print(f"{frames:>5} " + "".join(f"{e:>22.2e}" for e in errors))
 
 
-def time_module(module, x: torch.Tensor, repeats: int) -> float:
-    """Median seconds of forward + backward of ``module(x)`` (a module or a function of one tensor)."""
+def time_modules(modules: dict, x: torch.Tensor, repeats: int) -> dict[str, float]:
+    """Median seconds of forward + backward of each ``module(x)`` (modules or functions of one tensor), the
+    repeats interleaved (A, B, C, A, B, C, ...) so that a slow spell of a shared machine hits all of them alike."""
 
-    def step() -> None:
+    def step(module) -> None:
         if isinstance(module, torch.nn.Module):
             module.zero_grad(set_to_none=True)
         inputs = x.detach().requires_grad_(True)
         module(inputs).float().square().mean().backward()
 
-    step()  # warm-up
-    times = []
+    times: dict[str, list[float]] = {name: [] for name in modules}
+    for module in modules.values():
+        step(module)  # warm-up
     for _ in range(repeats):
-        if x.device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        step()
-        if x.device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, module in modules.items():
+            if x.device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            step(module)
+            if x.device.type == "cuda":
+                torch.cuda.synchronize()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def time_module(module, x: torch.Tensor, repeats: int) -> float:
+    """Median seconds of forward + backward of one ``module(x)``."""
+    return time_modules({"module": module}, x, repeats)["module"]
 
 
 def scan_time_table(args: argparse.Namespace, channels: int = 8192) -> None:
@@ -125,13 +133,14 @@ def scan_time_table(args: argparse.Namespace, channels: int = 8192) -> None:
     for frames in (64, 512):
         x = torch.randn(1, frames, channels, device=device)
         logits = torch.randn(1, frames, channels, device=device)
-        row = []
-        for scan in SCANS.values():
+        runs = {}
+        for name, scan in SCANS.items():
 
             def run(inputs: torch.Tensor, scan=scan, logits=logits) -> torch.Tensor:
                 return scan(torch.sigmoid(logits), inputs, one_minus_alpha=torch.sigmoid(-logits))
 
-            row.append(time_module(run, x, args.repeats))
+            runs[name] = run
+        row = list(time_modules(runs, x, args.repeats).values())
         print(f"{frames:>5} " + "".join(f"{1000 * t:>19.1f} ms" for t in row))
 
 
@@ -143,16 +152,16 @@ def module_time_table(args: argparse.Namespace) -> None:
         f"\n{args.layers}-layer TFF forward+backward, x = {list(shape)} {args.dtype} on {args.device}, "
         f"median of {args.repeats}"
     )
-    results = {}
+    modules = {}
     for name, scan in SCANS.items():
         torch.manual_seed(0)
         layers = [
             BenchmarkLayer(args.dim, scan, kernel_hidden=args.dim, ffn_hidden=2 * args.dim) for _ in range(args.layers)
         ]
-        module = torch.nn.Sequential(*layers).to(device=device, dtype=dtype)
+        modules[name] = torch.nn.Sequential(*layers).to(device=device, dtype=dtype)
         for layer in layers:  # non-zero output scale so that every path is on the backward graph
             torch.nn.init.ones_(layer.norm.weight)
-        results[name] = time_module(module, x, args.repeats)
+    results = time_modules(modules, x, args.repeats)
     base = results["cumprod/cumsum"]
     print(f"{'memory path':<24}{'seconds':>10}{'vs cumprod/cumsum':>20}")
     for name, seconds in results.items():
@@ -165,7 +174,7 @@ def module_time_table(args: argparse.Namespace) -> None:
     print(f"goal: ours <= 1.1x cumprod/cumsum -> {ratio:.2f}x {'(met)' if ratio <= 1.1 else '(NOT met)'}")
 
 
-def forms_table(args: argparse.Namespace, rows_list: tuple[int, ...] = (4, 16, 32, 64)) -> None:
+def forms_table(args: argparse.Namespace, rows_list: tuple[int, ...] = (4, 16, 24, 32, 64)) -> None:
     """The periodic path alone in both forms, fwd+bwd, and the form ``cheaper_form`` picks."""
     device, dtype = torch.device(args.device), getattr(torch, args.dtype)
     frequencies = (1, 2, 4, 8, 16)
@@ -180,15 +189,16 @@ def forms_table(args: argparse.Namespace, rows_list: tuple[int, ...] = (4, 16, 3
     print(f"{'rows/frame':>10}{'grouped':>11}{'stacked':>11}{'stacked/grouped':>17}{'chosen':>9}")
     for rows in rows_list:
         x = torch.randn(args.frames, rows, args.dim, device=device, dtype=dtype)
-        times = {}
+        runs = {}
         for form in ("grouped", "stacked"):
 
             def run(inputs: torch.Tensor, form=form) -> torch.Tensor:
                 weight.grad = None
                 return periodic_projection(inputs, weight, cosines, groups, form=form)
 
-            times[form] = time_module(run, x, args.repeats)
-        chosen = cheaper_form(args.frames, rows, len(frequencies), matrices)
+            runs[form] = run
+        times = time_modules(runs, x, args.repeats)
+        chosen = cheaper_form(args.frames, rows, len(frequencies), args.dim, matrices)
         print(f"{rows:>10}{1000 * times['grouped']:>8.1f} ms{1000 * times['stacked']:>8.1f} ms"
               f"{times['stacked'] / times['grouped']:>16.2f}x{chosen:>9}")  # fmt: skip
 
@@ -204,7 +214,7 @@ def layer_matmul_flops(
     macs += positions * dim * dim  # memory gate projection
     groups = frame_groups(periodic_cosines(frames, layer.frequencies))
     matrices = sum(len(members) for members in groups)
-    if (form or cheaper_form(frames, batch * patches, count, matrices)) == "grouped":
+    if (form or cheaper_form(frames, batch * patches, count, dim, matrices)) == "grouped":
         macs += matrices * count * dim * dim + positions * dim * dim  # build M per frame group, apply it
     else:
         macs += positions * count * dim * dim  # K weighted copies through [W_1 | ... | W_K]
@@ -213,40 +223,62 @@ def layer_matmul_flops(
     return 2 * macs
 
 
-def matmul_rate(device: torch.device, dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
-    """FLOP/s of one large square matmul (the machine's practical peak for ``dtype``)."""
-    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
-    a @ b  # warm-up
-    times = []
+def timed(run, device: torch.device) -> float:
+    """Seconds of one call of ``run()``, synchronised on a GPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    run()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def rates_side_by_side(module: torch.nn.Module, x: torch.Tensor, repeats: int, size: int = 2048) -> tuple[float, float]:
+    """Median seconds of one fwd+bwd of ``module(x)`` and of one ``size^2`` matmul in ``x``'s dtype (the machine's
+    practical peak), each TFF step followed by 5 matmuls, so that both sample the same spells of a shared machine."""
+    a, b = (torch.randn(size, size, device=x.device, dtype=x.dtype) for _ in range(2))
+
+    def step() -> None:
+        module.zero_grad(set_to_none=True)
+        module(x.detach().requires_grad_(True)).float().square().mean().backward()
+
+    step()  # warm-up
+    a @ b
+    module_times, matmul_times = [], []
     for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        a @ b
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return 2 * size**3 / statistics.median(times)
+        module_times.append(timed(step, x.device))
+        matmul_times += [timed(lambda: a @ b, x.device) for _ in range(5)]
+    return statistics.median(module_times), 2 * size**3 / statistics.median(matmul_times)
 
 
 MATRIX_PRODUCTS = {"aten::mm", "aten::addmm", "aten::addmm_", "aten::bmm", "aten::baddbmm"}
 
 
-def time_in_products(module: torch.nn.Module, x: torch.Tensor) -> float:
-    """Seconds one fwd+bwd spends inside matrix-product kernels (CPU profiler, self time)."""
+def time_in_products(module: torch.nn.Module, x: torch.Tensor, steps: int = 3) -> tuple[float, float]:
+    """Seconds that ``steps`` fwd+bwd spend inside matrix-product kernels (CPU profiler, self time), and their wall
+    time, measured together so that the share is of the same steps."""
     from torch.profiler import profile
 
-    module.zero_grad(set_to_none=True)
-    with profile() as prof:
+    def step() -> None:
+        module.zero_grad(set_to_none=True)
         module(x.detach().requires_grad_(True)).float().square().mean().backward()
-    return sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in MATRIX_PRODUCTS) / 1e6
+
+    step()  # warm-up outside the profile
+    with profile() as prof:
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        wall = time.perf_counter() - start
+    in_products = sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in MATRIX_PRODUCTS) / 1e6
+    return in_products, wall
 
 
 def rate_table(args: argparse.Namespace) -> None:
     """Our TFF's matrix-product rate (fwd+bwd = 3x the forward FLOPs) against a large matmul, per dtype.
 
-    On CPU two more columns: the rate of the layer's matrix products alone (their own kernel time, from the
-    profiler), the ceiling that fusing every elementwise pass would reach, and their share of the step's time.
+    On CPU two more columns, from 3 profiled steps: the rate of the layer's matrix products alone (their own kernel
+    time), the ceiling that fusing every elementwise pass would reach, and their share of those steps' time.
     """
     device = torch.device(args.device)
     shape = (1, args.frames, args.patches, args.dim)
@@ -264,12 +296,13 @@ def rate_table(args: argparse.Namespace) -> None:
         module = torch.nn.Sequential(*layers).to(device=device, dtype=dtype)
         flops = layer_matmul_flops(layers[0], *shape[:3])
         x = torch.randn(shape, device=device, dtype=dtype)
-        seconds = time_module(module, x, args.repeats)
-        achieved, peak = 3 * flops * args.layers / seconds, matmul_rate(device, dtype)
+        seconds, peak = rates_side_by_side(module, x, args.repeats)
+        achieved = 3 * flops * args.layers / seconds
         alone = "-".rjust(16) + "-".rjust(18)
         if device.type == "cpu":
-            in_products = time_in_products(module, x)
-            alone = f"{3 * flops * args.layers / in_products / peak:>16.0%}{in_products / seconds:>18.0%}"
+            steps = 3
+            in_products, wall = time_in_products(module, x, steps)
+            alone = f"{steps * 3 * flops * args.layers / in_products / peak:>16.0%}{in_products / wall:>18.0%}"
         print(f"{dtype_name:<10}{flops / 1e9:>12.2f}{achieved / 1e9:>13.1f}{peak / 1e9:>16.1f}"
               f"{achieved / peak:>8.0%}{goal:>7.0%}{alone}")  # fmt: skip
 
@@ -283,17 +316,18 @@ def main() -> None:
     parser.add_argument("--patches", type=int, default=64)
     parser.add_argument("--dim", type=int, default=1152)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--skip-errors", action="store_true", help="only the timing table")
+    parser.add_argument("--skip-errors", action="store_true", help="no accuracy and scan-alone tables")
+    parser.add_argument("--only", choices=["module", "forms", "rate"], help="print this one timing table")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {args.device}")
     if args.device.startswith("cuda"):
         print(f"GPU: {torch.cuda.get_device_name()}")
-    if not args.skip_errors:
+    if not (args.skip_errors or args.only):
         scan_error_table([8, 64, 512], channels=256)
         scan_time_table(args)
-    module_time_table(args)
-    forms_table(args)
-    rate_table(args)
+    for name, table in (("module", module_time_table), ("forms", forms_table), ("rate", rate_table)):
+        if args.only in (None, name):
+            table(args)
 
 
 if __name__ == "__main__":

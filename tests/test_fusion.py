@@ -327,11 +327,9 @@ def test_bf16_runs_the_memory_path_in_float32():
     assert relative_error(half.float(), full.double()) < 5e-2
 
 
-@pytest.mark.parametrize(
-    "batch, patches", [(2, 5), (1, 1), (3, 8)], ids=["chunks of 5", "one frame a chunk", "one chunk"]
-)
-def test_periodic_path_matches_equation_3_in_every_chunking(batch, patches):
-    # D = 12, 7 frames: the per-frame matrices are built 5, 1 or 7 frames at a time (at most one copy of x)
+@pytest.mark.parametrize("batch, patches", [(2, 5), (1, 1), (3, 8)], ids=["10 rows", "1 row", "24 rows"])
+def test_periodic_path_matches_equation_3_in_every_form(batch, patches):
+    # D = 12, 7 frames (0 alone, 3 pairs): K weighted copies at 1 and 10 rows a frame, groups at 24
     layer = fusion.TemporalFiberFusionLayer(12, kernel_hidden=4, ffn_hidden=4, paths=("periodic",))
     randomise(layer, seed=3)
     x = torch.randn(batch, 7, patches, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
@@ -345,11 +343,12 @@ def test_periodic_path_matches_equation_3_in_every_chunking(batch, patches):
 @pytest.mark.parametrize("form", ["grouped", "stacked"])
 @pytest.mark.parametrize("rows", [1, 4, 40])
 def test_periodic_projection_gradients_pass_gradcheck(rows, form):
-    """The grouped backward rebuilds the matrices per chunk (rows 1 and 4: several chunks) and sums W's gradient."""
+    """The grouped backward rebuilds the matrices per chunk (7 pairs: several chunks of at most one per thread)
+    and sums W's gradient over them."""
     generator = torch.Generator().manual_seed(rows)
-    x = torch.randn(6, rows, 10, dtype=torch.float64, generator=generator, requires_grad=True)
-    weights = torch.randn(9, 3 * 10, dtype=torch.float64, generator=generator, requires_grad=True)
-    cosines = periodic.periodic_cosines(6, (1, 2, 3))  # frames 1/5 and 2/4 share their rows
+    x = torch.randn(16, rows, 6, dtype=torch.float64, generator=generator, requires_grad=True)
+    weights = torch.randn(5, 3 * 6, dtype=torch.float64, generator=generator, requires_grad=True)
+    cosines = periodic.periodic_cosines(16, (1, 2, 3))  # frames f and 16 - f share their rows
     project = functools.partial(periodic.periodic_projection, cosines=cosines, form=form)
     assert torch.autograd.gradcheck(project, (x, weights))
 
@@ -396,13 +395,14 @@ def test_frame_groups_gather_every_equal_row():
 
 
 @pytest.mark.parametrize(
-    "frames, rows, form",
-    [(64, 64, "grouped"), (64, 32, "grouped"), (64, 16, "stacked"), (64, 1, "stacked"), (8, 576, "grouped"),
-     (1, 576, "grouped"), (1, 1, "stacked")],
+    "frames, rows, dim, form",
+    [(64, 64, 1152, "grouped"), (64, 16, 1152, "grouped"), (64, 8, 1152, "stacked"), (64, 1, 1152, "stacked"),
+     (8, 576, 1152, "grouped"), (1, 576, 1152, "grouped"), (1, 1, 1152, "stacked"), (16, 32, 64, "stacked"),
+     (16, 128, 64, "grouped")],
 )  # fmt: skip
-def test_cheaper_form_switches_near_20_rows_per_frame(frames, rows, form):
+def test_cheaper_form_switches_near_12_rows_per_frame_and_later_at_tiny_widths(frames, rows, dim, form):
     groups = periodic.frame_groups(periodic.periodic_cosines(frames, (1, 2, 4, 8, 16)))
-    assert periodic.cheaper_form(frames, rows, 5, sum(len(members) for members in groups)) == form
+    assert periodic.cheaper_form(frames, rows, 5, dim, sum(len(members) for members in groups)) == form
 
 
 @pytest.mark.parametrize("form", ["grouped", "stacked"])

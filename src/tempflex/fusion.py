@@ -146,9 +146,9 @@ class TemporalFiberFusionLayer(nn.Module):
         The cosines depend on the frame only, so ``P_f = M_f x_f`` with ``M_f = sum_w cos(2 pi w f / F) W_w``,
         and frames ``f`` and ``F - f`` share ``M_f``: ``N D^2 + (F // 2 + 1) K D^2`` work over the ``N = B F P``
         positions, against ``N K D^2`` for ``[W_w1 | ... | W_wK]`` applied to ``K`` cosine-weighted copies of ``x``
-        (a fifth at K = 5). Building a matrix streams every ``W_w``, so below about 20 rows (``B * P``) per frame the
-        copies are faster; ``tempflex.periodic.cheaper_form`` chooses, and the grouped form never holds more
-        matrices than one copy of ``x``.
+        (a fifth at K = 5). Building a matrix streams every ``W_w``, so below about 12-16 rows (``B * P``) per
+        frame at D = 256 to 1152, 80 at D = 64, the copies are faster; ``tempflex.periodic.cheaper_form`` chooses,
+        and the grouped form never holds more matrices than one copy of ``x`` (or two).
         """
         batch, frames, patches, dim = x.shape
         by_frame = x.transpose(0, 1).reshape(frames, batch * patches, dim)  # [F, B*P, D_in]

@@ -9,9 +9,10 @@ build and twice the rows per product (the products are what bound the speed on a
 ``periodic_cosines(frames, frequencies)`` gives the table and ``frame_groups`` the frames that share a row, both
 on the host in exact integer arithmetic (``(w f) mod F`` folded to ``min(s, F - s)``, so equal rows are equal to
 the bit). ``periodic_projection`` applies it as one autograd Function that builds the matrices a few at a time
-and again in the backward, so they never take more memory than one copy of ``x``. Building a matrix streams all
-``K`` weights, so with few rows per frame (under about 20) eq. (3) as written, ``K`` cosine-weighted copies of x
-through ``[W_1 | ... | W_K]``, is faster: ``cheaper_form`` picks one of the two forms from (F, rows, K, groups).
+and again in the backward, so they never take more memory than one copy of ``x`` (or two matrices, if more).
+Building a matrix streams all ``K`` weights, so with few rows per frame (under about 12-16) eq. (3) as written,
+``K`` cosine-weighted copies of x through ``[W_1 | ... | W_K]``, is faster: ``cheaper_form`` picks one of the two
+forms from (F, rows, K, D, groups).
 
 Example (``python -c``)::
 
@@ -60,31 +61,46 @@ def frame_groups(cosines: torch.Tensor) -> tuple[torch.Tensor, ...]:
     return tuple(torch.tensor(by_size[size], dtype=torch.long) for size in sorted(by_size))
 
 
-BUILD_COST = 32
+BUILD_COST = 20
 """What one multiply-add of building a matrix costs, in multiply-adds of a matmul. Building only streams the ``K``
 weights (memory-bound, and once per chunk of groups), so it is far dearer than its FLOPs: fitted to the measured
-crossover, at about 20 rows per frame for D = 64 to 1152 and F = 16 to 64 (``benchmarks/tff.py``, forms table)."""
+crossover, at about 12-16 rows per frame for D = 256 to 1152 and F = 16 to 64 (``benchmarks/tff.py``, forms table)."""
+
+MATRIX_OVERHEAD = 2_000_000
+"""The fixed cost of each matrix's share of a chunk (the dispatch of its index, build, product and scatter, forward
+and backward), in matmul multiply-adds: what moves the crossover to about 80 rows per frame at D = 64."""
 
 
-def cheaper_form(frames: int, rows: int, count: int, matrices: int) -> str:
-    """``"grouped"`` (one ``D x D`` matrix per frame group) or ``"stacked"`` (``count`` weighted copies of x
+def cheaper_form(frames: int, rows: int, count: int, dim: int, matrices: int) -> str:
+    """``"grouped"`` (one ``dim x dim`` matrix per frame group) or ``"stacked"`` (``count`` weighted copies of x
     through ``[W_1 | ... | W_K]``), whichever the cost model says is cheaper for ``frames`` frames of ``rows`` rows
     and ``matrices`` distinct cosine rows.
 
-    In multiply-adds per ``D^2`` (so ``D`` cancels): grouped ``frames * rows + BUILD_COST * matrices * count``,
-    stacked ``frames * rows * count``. Both forms hold at most a bounded multiple of x (one copy of x in
-    matrices, or ``count`` copies), so memory does not decide.
+    In multiply-adds: grouped ``(frames * rows + BUILD_COST * matrices * count) * dim^2 + MATRIX_OVERHEAD *
+    matrices``, stacked ``frames * rows * count * dim^2``. Both forms hold at most a bounded multiple of x (one copy
+    of x in matrices, or ``count`` copies), so memory does not decide. Fitted on 2 CPU threads; not measured on a
+    GPU.
 
-        >>> cheaper_form(64, 64, 5, 33), cheaper_form(64, 4, 5, 33)
-        ('grouped', 'stacked')
+        >>> cheaper_form(64, 64, 5, 1152, 33), cheaper_form(64, 4, 5, 1152, 33), cheaper_form(16, 32, 5, 64, 9)
+        ('grouped', 'stacked', 'stacked')
     """
-    grouped = frames * rows + BUILD_COST * matrices * count
-    return "grouped" if grouped < frames * rows * count else "stacked"
+    square = dim * dim
+    grouped = (frames * rows + BUILD_COST * matrices * count) * square + MATRIX_OVERHEAD * matrices
+    return "grouped" if grouped < frames * rows * count * square else "stacked"
 
 
-def _chunks(groups: int, matrix_budget: int) -> range:
-    """Starts of the chunks of at most ``matrix_budget`` (>= 1) groups."""
-    return range(0, groups, max(1, matrix_budget))
+def _matrices_per_chunk(frames: int, rows: int, dim: int, device: torch.device) -> int:
+    """How many matrices to build at once: together at most one copy of x; on a CPU one per thread, and at least 2.
+
+    Measured on 2 threads, F = 64, D = 1152, fwd+bwd: 2 matrices a chunk took 142 / 186 / 307 ms at 32 / 64 / 128 rows
+    a frame, against 221 / 203 / 385 ms for the one-copy-of-x budget (1 / 3 / 7 matrices): a batched product splits
+    its batch over the threads, so a batch of 3 on 2 threads leaves one idle half the time, and each chunk
+    streams all K weights once, so a chunk of 1 streams them most often.
+    """
+    one_copy_of_x = (frames * rows) // dim
+    if device.type == "cpu":
+        return max(2, min(torch.get_num_threads(), one_copy_of_x))
+    return max(1, one_copy_of_x)
 
 
 class _PeriodicProjection(torch.autograd.Function):
@@ -103,10 +119,10 @@ class _PeriodicProjection(torch.autograd.Function):
         # [D_out, K*D_in] -> [K, D_in*D_out]: one copy, so that each chunk's M^T is a plain matmul, no permute
         transposed = weight.view(dim_out, count, dim).permute(1, 2, 0).reshape(count, dim * dim_out)
         out = x.new_empty(frames, rows, dim_out)  # [F, R, D_out]
-        budget = (frames * rows) // dim  # matrices per chunk: together at most one copy of x
+        per_chunk = _matrices_per_chunk(frames, rows, dim, x.device)
         for members in groups:  # [n, s]: n groups of s frames
             size = members.shape[1]
-            starts = _chunks(members.shape[0], budget)
+            starts = range(0, members.shape[0], per_chunk)
             for start in starts:
                 chunk = members[start : start + starts.step]  # [c, s]
                 matrices = (cosines[chunk[:, 0]] @ transposed).view(-1, dim, dim_out)  # [c, D_in, D_out]
@@ -138,10 +154,10 @@ class _PeriodicProjection(torch.autograd.Function):
         accumulate = torch.promote_types(weight.dtype, torch.float32)  # chunks summed in float32 at least
         wanted = ctx.needs_input_grad[1]
         grad_by_frequency = torch.zeros(count, dim_out * dim, dtype=accumulate, device=x.device) if wanted else None
-        budget = (frames * rows) // dim
+        per_chunk = _matrices_per_chunk(frames, rows, dim, x.device)
         for members in ctx.groups:  # [n, s]
             size = members.shape[1]
-            starts = _chunks(members.shape[0], budget)
+            starts = range(0, members.shape[0], per_chunk)
             for start in starts:
                 chunk = members[start : start + starts.step]  # [c, s]
                 chunk_cosines = cosines[chunk[:, 0]]  # [c, K]
@@ -174,8 +190,8 @@ def periodic_projection(
     ``cosines: [F, K]`` (a constant: no gradient) -> ``[F, R, D_out]``.
 
     ``form="grouped"``: frames with equal cosine rows share one matrix, applied to all their rows in one product,
-    built a chunk of groups at a time (at most one copy of ``x`` in total) and again in the backward instead of
-    being saved, so the memory is that of ``x`` whatever ``D``. ``form="stacked"``: eq. (3) as written, ``K``
+    built a chunk of groups at a time (at most one copy of ``x``, or two matrices) and again in the backward
+    instead of being saved, so the memory is that of ``x`` whatever ``D``. ``form="stacked"``: eq. (3) as written, ``K``
     weighted copies of ``x`` through one matmul. ``None`` (default): ``cheaper_form`` chooses. ``groups`` is
     ``frame_groups`` of the cosines (on x's device), computed here from a host copy when not given; pass it to
     avoid that copy from a GPU. Exact either way: the tests compare both forms with eq. (3) written out in float64,
@@ -193,7 +209,7 @@ def periodic_projection(
     if groups is None:
         groups = tuple(members.to(x.device) for members in frame_groups(cosines.detach().cpu()))
     if form is None:
-        form = cheaper_form(x.shape[0], x.shape[1], count, sum(len(members) for members in groups))
+        form = cheaper_form(x.shape[0], x.shape[1], count, x.shape[2], sum(len(members) for members in groups))
     if form == "stacked":  # eq. (3) as written: K cosine-weighted copies of x through [W_1 | ... | W_K]
         weighted = x.unsqueeze(-2) * cosines.to(x.dtype)[:, None, :, None]  # [F, R, K, D_in]
         return F.linear(weighted.flatten(-2), weight)  # [F, R, D_out]
