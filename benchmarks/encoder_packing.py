@@ -22,30 +22,15 @@ data loader that groups by aspect ratio gives), where equal sizes batch without 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 from transformers import Siglip2VisionConfig
 
 from tempflex.vision import VisionTower, padding_fraction, patchify, plan_buckets
+from timing import median_seconds
 
 EIGHT_SIZES = [(64, 64), (128, 96), (224, 224), (256, 384), (480, 640), (512, 512), (768, 1024), (1024, 768)]
 FOUR_SIZES = [(224, 224), (256, 384), (384, 256), (512, 512)]
-
-
-def median_seconds(function, repeats: int, device: torch.device) -> float:
-    function()  # warm-up
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        function()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def run_mix(name: str, sizes: list[tuple[int, int]], config: Siglip2VisionConfig, args: argparse.Namespace) -> None:

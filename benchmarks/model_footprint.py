@@ -13,15 +13,13 @@ image (880 tokens) and a 64-frame 1280x720 video (TFF on 64 frames, pooled to 32
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import torch
 
 from tempflex.configuration import TempFlexConfig
 from tempflex.modeling import TempFlexForConditionalGeneration
 from tempflex.token_budget import fit_image, num_image_tokens, num_video_tokens
 from tempflex.vision import patchify
+from timing import median_seconds
 
 PARTS = ("vision_tower", "temporal_fusion", "merger", "language_model")
 
@@ -41,18 +39,8 @@ def parameter_table() -> None:
 
 def median_forward_seconds(model, inputs: dict, repeats: int = 5) -> float:
     device = next(model.parameters()).device
-    times = []
     with torch.no_grad():
-        model(**inputs)  # warm-up
-        for _ in range(repeats):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            model(**inputs)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        return median_seconds(lambda: model(**inputs), repeats, device)
 
 
 def forward_timing(preset: str, device: str, dtype: torch.dtype) -> None:

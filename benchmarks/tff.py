@@ -36,6 +36,7 @@ import torch
 
 from tempflex.fusion import TemporalFiberFusionLayer, complementary_sigmoid, gated_memory_scan
 from tempflex.periodic import cheaper_form, frame_groups, periodic_cosines, periodic_projection
+from timing import timed
 
 
 def loop_scan(alpha: torch.Tensor, x: torch.Tensor, one_minus_alpha: torch.Tensor | None = None) -> torch.Tensor:
@@ -111,13 +112,7 @@ def time_modules(modules: dict, x: torch.Tensor, repeats: int) -> dict[str, floa
         step(module)  # warm-up
     for _ in range(repeats):
         for name, module in modules.items():
-            if x.device.type == "cuda":
-                torch.cuda.synchronize()
-            start = time.perf_counter()
-            step(module)
-            if x.device.type == "cuda":
-                torch.cuda.synchronize()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(timed(lambda module=module: step(module), x.device))
     return {name: statistics.median(values) for name, values in times.items()}
 
 
@@ -221,17 +216,6 @@ def layer_matmul_flops(
     macs += batch * patches * dim * len(layer.paths)  # fusion gate
     macs += positions * (dim * ffn_hidden + ffn_hidden * 2 * dim)  # FFN
     return 2 * macs
-
-
-def timed(run, device: torch.device) -> float:
-    """Seconds of one call of ``run()``, synchronised on a GPU."""
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    run()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
 
 
 def rates_side_by_side(module: torch.nn.Module, x: torch.Tensor, repeats: int, size: int = 2048) -> tuple[float, float]:
