@@ -31,7 +31,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["frame_groups", "periodic_cosines", "periodic_projection"]
+__all__ = ["cheaper_form", "frame_groups", "periodic_cosines", "periodic_projection"]
 
 
 def periodic_cosines(frames: int, frequencies: Sequence[int]) -> torch.Tensor:
