@@ -97,28 +97,23 @@ def scan_error_table(frames_list: list[int], channels: int) -> None:
         print(f"{frames:>5} " + "".join(f"{e:>22.2e}" for e in errors))
 
 
+def forward_backward(module, x: torch.Tensor) -> None:
+    """One training-like step of ``module(x)`` (a module or a function of one tensor): mean-square loss, backward."""
+    if isinstance(module, torch.nn.Module):
+        module.zero_grad(set_to_none=True)
+    module(x.detach().requires_grad_(True)).float().square().mean().backward()
+
+
 def time_modules(modules: dict, x: torch.Tensor, repeats: int) -> dict[str, float]:
-    """Median seconds of forward + backward of each ``module(x)`` (modules or functions of one tensor), the
-    repeats interleaved (A, B, C, A, B, C, ...) so that a slow spell of a shared machine hits all of them alike."""
-
-    def step(module) -> None:
-        if isinstance(module, torch.nn.Module):
-            module.zero_grad(set_to_none=True)
-        inputs = x.detach().requires_grad_(True)
-        module(inputs).float().square().mean().backward()
-
+    """Median seconds of ``forward_backward`` of each module, the repeats interleaved (A, B, C, A, B, C, ...) so
+    that a slow spell of a shared machine hits all of them alike."""
     times: dict[str, list[float]] = {name: [] for name in modules}
     for module in modules.values():
-        step(module)  # warm-up
+        forward_backward(module, x)  # warm-up
     for _ in range(repeats):
         for name, module in modules.items():
-            times[name].append(timed(lambda module=module: step(module), x.device))
+            times[name].append(timed(lambda module=module: forward_backward(module, x), x.device))
     return {name: statistics.median(values) for name, values in times.items()}
-
-
-def time_module(module, x: torch.Tensor, repeats: int) -> float:
-    """Median seconds of forward + backward of one ``module(x)``."""
-    return time_modules({"module": module}, x, repeats)["module"]
 
 
 def scan_time_table(args: argparse.Namespace, channels: int = 8192) -> None:
@@ -163,8 +158,9 @@ def module_time_table(args: argparse.Namespace) -> None:
         print(f"{name:<24}{seconds:>10.3f}{seconds / base:>19.2f}x")
     probe = layers[0]
     grouped, stacked = (layer_matmul_flops(probe, *shape[:3], form=form) / 1e9 for form in ("grouped", "stacked"))
-    print(f"matmul GFLOP per layer (fwd): {grouped:.2f} with the periodic path grouped (ours at this shape), "
-          f"{stacked:.2f} with eq. (3) as written (K weighted copies of x)")  # fmt: skip
+    chosen = periodic_form(probe, *shape[:3])[0]
+    print(f"matmul GFLOP per layer (fwd): {grouped:.2f} with the periodic path grouped, {stacked:.2f} with eq. (3) "
+          f"as written (stacked: K weighted copies of x); ours at this shape: {chosen}")  # fmt: skip
     ratio = results["ours"] / base
     print(f"goal: ours <= 1.1x cumprod/cumsum -> {ratio:.2f}x {'(met)' if ratio <= 1.1 else '(NOT met)'}")
 
@@ -198,6 +194,12 @@ def forms_table(args: argparse.Namespace, rows_list: tuple[int, ...] = (4, 16, 2
               f"{times['stacked'] / times['grouped']:>16.2f}x{chosen:>9}")  # fmt: skip
 
 
+def periodic_form(layer: TemporalFiberFusionLayer, batch: int, frames: int, patches: int) -> tuple[str, int]:
+    """The form ``cheaper_form`` picks for this layer's periodic path at this shape, and its distinct matrices."""
+    matrices = sum(len(members) for members in frame_groups(periodic_cosines(frames, layer.frequencies)))
+    return cheaper_form(frames, batch * patches, len(layer.frequencies), layer.dim, matrices), matrices
+
+
 def layer_matmul_flops(
     layer: TemporalFiberFusionLayer, batch: int, frames: int, patches: int, form: str | None = None
 ) -> int:
@@ -207,9 +209,8 @@ def layer_matmul_flops(
     kernel_hidden, ffn_hidden = layer.kernel_mlp[0].out_features, layer.ffn_in.out_features
     macs = batch * patches * (dim * kernel_hidden + kernel_hidden * 3 * dim)  # local kernel MLP on fiber means
     macs += positions * dim * dim  # memory gate projection
-    groups = frame_groups(periodic_cosines(frames, layer.frequencies))
-    matrices = sum(len(members) for members in groups)
-    if (form or cheaper_form(frames, batch * patches, count, dim, matrices)) == "grouped":
+    chosen, matrices = periodic_form(layer, batch, frames, patches)
+    if (form or chosen) == "grouped":
         macs += matrices * count * dim * dim + positions * dim * dim  # build M per frame group, apply it
     else:
         macs += positions * count * dim * dim  # K weighted copies through [W_1 | ... | W_K]
@@ -222,16 +223,11 @@ def rates_side_by_side(module: torch.nn.Module, x: torch.Tensor, repeats: int, s
     """Median seconds of one fwd+bwd of ``module(x)`` and of one ``size^2`` matmul in ``x``'s dtype (the machine's
     practical peak), each TFF step followed by 5 matmuls, so that both sample the same spells of a shared machine."""
     a, b = (torch.randn(size, size, device=x.device, dtype=x.dtype) for _ in range(2))
-
-    def step() -> None:
-        module.zero_grad(set_to_none=True)
-        module(x.detach().requires_grad_(True)).float().square().mean().backward()
-
-    step()  # warm-up
+    forward_backward(module, x)  # warm-up
     a @ b
     module_times, matmul_times = [], []
     for _ in range(repeats):
-        module_times.append(timed(step, x.device))
+        module_times.append(timed(lambda: forward_backward(module, x), x.device))
         matmul_times += [timed(lambda: a @ b, x.device) for _ in range(5)]
     return statistics.median(module_times), 2 * size**3 / statistics.median(matmul_times)
 
@@ -244,15 +240,11 @@ def time_in_products(module: torch.nn.Module, x: torch.Tensor, steps: int = 3) -
     time, measured together so that the share is of the same steps."""
     from torch.profiler import profile
 
-    def step() -> None:
-        module.zero_grad(set_to_none=True)
-        module(x.detach().requires_grad_(True)).float().square().mean().backward()
-
-    step()  # warm-up outside the profile
+    forward_backward(module, x)  # warm-up outside the profile
     with profile() as prof:
         start = time.perf_counter()
         for _ in range(steps):
-            step()
+            forward_backward(module, x)
         wall = time.perf_counter() - start
     in_products = sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in MATRIX_PRODUCTS) / 1e6
     return in_products, wall

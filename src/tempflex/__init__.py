@@ -51,20 +51,4 @@ __getattr__, __dir__ = lazy_exports(__name__, _PUBLIC)
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "PatchMerger",
-    "TempFlexConfig",
-    "TempFlexForConditionalGeneration",
-    "TempFlexProcessor",
-    "TemporalFiberFusion",
-    "VisionTower",
-    "assemble",
-    "baseline_image_tokens",
-    "fit_image",
-    "gated_memory_scan",
-    "load",
-    "num_image_tokens",
-    "num_video_tokens",
-    "patchify",
-    "pixel_unshuffle_2x2",
-]
+__all__ = sorted(_PUBLIC)

@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from tempflex.periodic import frame_groups, periodic_cosines, periodic_projection
+from tempflex.periodic import periodic_projection, periodic_table
 from tempflex.scan import complementary_sigmoid, gated_memory_scan
 
 __all__ = [
@@ -140,7 +140,9 @@ class TemporalFiberFusionLayer(nn.Module):
         )
         return memory.reshape(batch, frames, patches, dim).to(x.dtype)  # [B, F, P, D]
 
-    def periodic_view(self, x: torch.Tensor) -> torch.Tensor:
+    def periodic_view(
+        self, x: torch.Tensor, table: tuple[torch.Tensor, tuple[torch.Tensor, ...]] | None = None
+    ) -> torch.Tensor:
         """Eq. (3): ``P_f = sum_w cos(2 pi w f / F) W_w x_f``, exact, in the cheaper of two forms.
 
         The cosines depend on the frame only, so ``P_f = M_f x_f`` with ``M_f = sum_w cos(2 pi w f / F) W_w``,
@@ -148,20 +150,20 @@ class TemporalFiberFusionLayer(nn.Module):
         positions, against ``N K D^2`` for ``[W_w1 | ... | W_wK]`` applied to ``K`` cosine-weighted copies of ``x``
         (a fifth at K = 5). Building a matrix streams every ``W_w``, so below about 12-16 rows (``B * P``) per
         frame at D = 256 to 1152, 80 at D = 64, the copies are faster; ``tempflex.periodic.cheaper_form`` chooses,
-        and the grouped form never holds more matrices than one copy of ``x`` (or two).
+        and the grouped form never holds more matrices than one copy of ``x`` (or two). ``table``: this clip's
+        ``periodic_table`` when the caller has it (the stack builds it once for all layers).
         """
         batch, frames, patches, dim = x.shape
         by_frame = x.transpose(0, 1).reshape(frames, batch * patches, dim)  # [F, B*P, D_in]
         weight = self.periodic_proj.weight.to(x.dtype)  # [D_out, K*D_in]
-        # The table and its groups on the host (exact integers, no device-to-host sync), then one copy each.
-        cosines = periodic_cosines(frames, self.frequencies)  # [F, K] float64
-        groups = tuple(members.to(x.device) for members in frame_groups(cosines))
-        cosines = cosines.to(device=x.device, dtype=x.dtype)
+        cosines, groups = table or periodic_table(frames, self.frequencies, x.device, x.dtype)
         periodic = periodic_projection(by_frame, weight, cosines, groups)  # [F, B*P, D_out]
         return periodic.view(frames, batch, patches, dim).transpose(0, 1)  # [B, F, P, D]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[B, F, P, D] -> [B, F, P, D]``."""
+    def forward(
+        self, x: torch.Tensor, periodic: tuple[torch.Tensor, tuple[torch.Tensor, ...]] | None = None
+    ) -> torch.Tensor:
+        """``[B, F, P, D] -> [B, F, P, D]``; ``periodic``: the clip's ``periodic_table``, if already built."""
         fiber_mean = x.mean(dim=1)  # [B, P, D]
         views = []
         for path in self.paths:
@@ -170,7 +172,7 @@ class TemporalFiberFusionLayer(nn.Module):
             elif path == "memory":
                 views.append(self.memory_view(x))
             else:
-                views.append(self.periodic_view(x))
+                views.append(self.periodic_view(x, periodic))
         if len(views) == 1:
             fused = views[0]
         else:
@@ -238,9 +240,12 @@ class TemporalFiberFusion(nn.Module):
         """``[B, F, P, D] -> [B, F, P, D]``; F = 1 for images."""
         if x.dim() != 4 or x.shape[-1] != self.dim:
             raise ValueError(f"TemporalFiberFusion expects [B, F, P, {self.dim}], got {tuple(x.shape)}")
+        table = None
+        if self.layers and "periodic" in self.paths:  # the same for every layer: built once per forward
+            table = periodic_table(x.shape[1], self.layers[0].frequencies, x.device, x.dtype)
         for layer in self.layers:
             if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-                x = checkpoint(layer, x, use_reentrant=False)
+                x = checkpoint(layer, x, table, use_reentrant=False)
             else:
-                x = layer(x)
+                x = layer(x, table)
         return x

@@ -13,17 +13,15 @@ Command::
 
 from tempflex.lazy import lazy_exports
 
-__all__ = ["BENCHMARKS", "anls", "exact_match", "extract_choice", "run_benchmark", "vqa_accuracy"]
-
 # Each name loads its module on first use: ``tempflex eval --help`` imports no model code.
-__getattr__, __dir__ = lazy_exports(
-    __name__,
-    {
-        "BENCHMARKS": "tempflex.evaluation.benchmarks",
-        "anls": "tempflex.evaluation.metrics",
-        "exact_match": "tempflex.evaluation.metrics",
-        "extract_choice": "tempflex.evaluation.answers",
-        "run_benchmark": "tempflex.evaluation.runner",
-        "vqa_accuracy": "tempflex.evaluation.metrics",
-    },
-)
+_EXPORTS = {
+    "BENCHMARKS": "tempflex.evaluation.benchmarks",
+    "anls": "tempflex.evaluation.metrics",
+    "exact_match": "tempflex.evaluation.metrics",
+    "extract_choice": "tempflex.evaluation.answers",
+    "run_benchmark": "tempflex.evaluation.runner",
+    "vqa_accuracy": "tempflex.evaluation.metrics",
+}
+
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
